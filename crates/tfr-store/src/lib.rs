@@ -1,0 +1,227 @@
+//! The storage contract: one trait, [`Store`], that speaks domain types and never SQL. Each
+//! backend (`tfr-store-sqlite`, and PostgreSQL later) implements it and passes the same
+//! conformance suite.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use tfr_core::query::Query;
+use tfr_core::{Event, EventId, EventPatch, ValidationError};
+
+/// The largest page a caller may ask for.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// The page size when none is given.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The largest batch one insert call accepts (the API's array limit).
+pub const MAX_BATCH: usize = 1000;
+
+/// Which events a read is about: a parsed query, an optional time range on `occurred_at`
+/// (`from` inclusive, `to` exclusive), and the instant relative terms (`since:7d`) count from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventFilter {
+    pub query: Query,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub now: Timestamp,
+}
+
+impl EventFilter {
+    /// Every event.
+    pub fn all(now: Timestamp) -> Self {
+        Self {
+            query: Query::all(),
+            from: None,
+            to: None,
+            now,
+        }
+    }
+}
+
+/// A position in the feed: the `(occurred_at, id)` of the last event of a page. Pages resume
+/// strictly after it, so inserts between page loads cause neither gaps nor duplicates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub occurred_at: Timestamp,
+    pub id: EventId,
+}
+
+impl Cursor {
+    pub fn after(event: &Event) -> Self {
+        Self {
+            occurred_at: event.occurred_at,
+            id: event.id,
+        }
+    }
+}
+
+/// Cursors travel as opaque text: `<microseconds>_<id>`.
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}_{}",
+            self.occurred_at.as_microsecond(),
+            self.id.as_uuid().simple()
+        )
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("'{text}' is not a cursor returned by this server");
+        let (micros, id) = text.split_once('_').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        Ok(Self {
+            occurred_at: Timestamp::from_microsecond(micros).map_err(|_| invalid())?,
+            id: id.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// Feed order. The feed is newest first; exports replay history oldest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// One page to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+    pub order: Order,
+    /// Diffs can weigh a megabyte each: lists leave them out, exports ask for them.
+    pub include_diffs: bool,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_SIZE,
+            cursor: None,
+            order: Order::NewestFirst,
+            include_diffs: false,
+        }
+    }
+}
+
+/// A page of events, and the cursor to the next one if there is more.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    pub events: Vec<Event>,
+    pub next_cursor: Option<Cursor>,
+}
+
+/// An event ready to store, with the digest of its submitted content for idempotency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InsertRecord {
+    pub event: Event,
+    pub content_digest: String,
+}
+
+/// How a batch treats its items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchMode {
+    /// Nothing is stored if any item conflicts (the JSON array API).
+    AllOrNothing,
+    /// Each item stands alone (NDJSON bulk ingest).
+    Independent,
+}
+
+/// What happened to one item of an insert.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InsertOutcome {
+    /// Stored now.
+    Created(Event),
+    /// The idempotency key was already used with the same content: the original event.
+    Duplicate(Event),
+    /// The idempotency key was already used with other content. In an all-or-nothing batch,
+    /// nothing of the batch was stored.
+    Conflict {
+        idempotency_key: String,
+        existing: EventId,
+    },
+}
+
+/// Failures of a store, in terms the API can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or is shutting down; try again later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The change would break a rule of the event model.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Anything else: a bug or a damaged database. Logged, answered generically.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where an event stands relative to a moment, for incident triage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AroundRequest {
+    pub time: Timestamp,
+    pub before: SignedDuration,
+    pub after: SignedDuration,
+    pub limit: usize,
+}
+
+/// Durable storage of events. Implementations are cheap to share (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch (at most [`MAX_BATCH`] items). When this returns `Ok`, every `Created`
+    /// item is durably on disk.
+    async fn insert(
+        &self,
+        records: Vec<InsertRecord>,
+        mode: BatchMode,
+    ) -> StoreResult<Vec<InsertOutcome>>;
+
+    /// One event, with its diff.
+    async fn get(&self, id: EventId) -> StoreResult<Option<Event>>;
+
+    /// A page of matching events in `(occurred_at, id)` order, resuming after the cursor.
+    async fn list(&self, filter: &EventFilter, page: PageRequest) -> StoreResult<Page>;
+
+    /// Matching events within `[time - before, time + after]`, closest to `time` first.
+    async fn around(&self, filter: &EventFilter, around: &AroundRequest)
+    -> StoreResult<Vec<Event>>;
+
+    /// Sets `ended_at` and adds tags/links; `None` if there is no such event.
+    async fn patch(&self, id: EventId, patch: EventPatch) -> StoreResult<Option<Event>>;
+
+    /// How many events are stored (kept as a counter, not counted).
+    async fn count(&self) -> StoreResult<u64>;
+
+    /// Succeeds when the store can serve reads and writes.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Finishes queued writes and leaves the store clean; later calls fail as unavailable.
+    async fn shutdown(&self) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip() {
+        let cursor = Cursor {
+            occurred_at: "2026-11-26T10:00:00.123456Z".parse().unwrap(),
+            id: EventId::new(),
+        };
+        let text = cursor.to_string();
+        assert_eq!(text.parse::<Cursor>().unwrap(), cursor);
+        for bad in ["", "x", "12_", "_abc", "12_notauuid", "1e99_0193"] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad}");
+        }
+    }
+}
