@@ -1,1 +1,373 @@
+//! The embedded store: one SQLite file in the data directory, in WAL mode, with FTS5 for full
+//! text and keyset indexes for the feed.
+//!
+//! Writes go through one writer thread that commits concurrent requests together (see
+//! [`writer`]); reads run on a small pool of read-only connections on tokio's blocking threads,
+//! so they never wait for a write.
 
+mod rows;
+mod schema;
+mod sql;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tfr_core::{Event, EventId, EventPatch};
+use tfr_store::{
+    AroundRequest, BatchMode, Cursor, EventFilter, InsertOutcome, InsertRecord, Order, Page,
+    PageRequest, Store, StoreError, StoreResult,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::writer::{Command, Write};
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "tfr.db";
+
+/// Read connections kept open between requests.
+const IDLE_READERS: usize = 8;
+
+/// Requests waiting for the writer before callers are made to wait.
+const WRITE_QUEUE: usize = 1024;
+
+/// Errors opening the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate the database {path}: {source}")]
+    Migration {
+        path: PathBuf,
+        source: schema::MigrationError,
+    },
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: mpsc::Sender<Command>,
+    readers: Arc<Readers>,
+    closed: AtomicBool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir` and applies pending migrations.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let database_error = |source| OpenError::Database {
+            path: path.clone(),
+            source,
+        };
+        let mut connection = Connection::open(&path).map_err(database_error)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA cache_size = -32000;",
+            )
+            .map_err(database_error)?;
+        schema::migrate(&mut connection).map_err(|source| OpenError::Migration {
+            path: path.clone(),
+            source,
+        })?;
+        let readers = Arc::new(Readers {
+            path: path.clone(),
+            idle: Mutex::new(Vec::new()),
+        });
+        // Open one reader now, so a file that can't be read fails at start, not at first use.
+        let first = readers.open().map_err(database_error)?;
+        readers.give_back(first);
+
+        let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("tfr-sqlite-writer".into())
+            .spawn(move || writer::run(connection, receiver))
+            .map_err(OpenError::Writer)?;
+        Ok(Self {
+            writer: sender,
+            readers,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn check_open(&self) -> StoreResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Unavailable("the store is shut down".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Write,
+    ) -> StoreResult<T> {
+        self.check_open()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Command::Write(make(reply)))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.check_open()?;
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(work))
+            .await
+            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// Maps a SQLite failure onto the store's error kinds: a full disk or an I/O error is the
+/// store being unavailable (503, try later); anything else is internal.
+pub(crate) fn sqlite_error(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match error.sqlite_error_code() {
+        Some(DiskFull | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+/// A pool of read-only connections.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;")?;
+        Ok(connection)
+    }
+
+    fn take(&self) -> rusqlite::Result<Connection> {
+        let idle = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+        match idle {
+            Some(connection) => Ok(connection),
+            None => self.open(),
+        }
+    }
+
+    fn give_back(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < IDLE_READERS {
+                idle.push(connection);
+            }
+        }
+    }
+
+    fn with<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let connection = self.take().map_err(sqlite_error)?;
+        let result = work(&connection).map_err(sqlite_error);
+        self.give_back(connection);
+        result
+    }
+}
+
+/// Reads one page in either order, resuming strictly after the cursor.
+fn select_page(
+    connection: &Connection,
+    filter: &EventFilter,
+    page: PageRequest,
+    extra: Option<(&str, Vec<Value>)>,
+) -> rusqlite::Result<Vec<Event>> {
+    let mut condition = sql::compile(filter);
+    if let Some((fragment, params)) = extra {
+        condition.and(fragment, params);
+    }
+    let (comparison, direction) = match page.order {
+        Order::NewestFirst => ("<", "DESC"),
+        Order::OldestFirst => (">", "ASC"),
+    };
+    if let Some(cursor) = page.cursor {
+        condition.and(
+            &format!("(e.occurred_at, e.id) {comparison} (?, ?)"),
+            [
+                Value::Integer(cursor.occurred_at.as_microsecond()),
+                Value::Text(cursor.id.to_string()),
+            ],
+        );
+    }
+    let text = format!(
+        "SELECT {} {} WHERE {} ORDER BY e.occurred_at {direction}, e.id {direction} LIMIT {}",
+        rows::select_list(page.include_diffs),
+        rows::from_clause(page.include_diffs),
+        condition.where_sql(),
+        page.limit,
+    );
+    let mut statement = connection.prepare_cached(&text)?;
+    let events = statement
+        .query_map(rusqlite::params_from_iter(condition.params), |row| {
+            rows::event_from_row(row, page.include_diffs)
+        })?
+        .collect();
+    events
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(
+        &self,
+        records: Vec<InsertRecord>,
+        mode: BatchMode,
+    ) -> StoreResult<Vec<InsertOutcome>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|reply| Write::Insert {
+            records,
+            mode,
+            reply,
+        })
+        .await
+    }
+
+    async fn get(&self, id: EventId) -> StoreResult<Option<Event>> {
+        self.read(move |connection| {
+            let text = format!(
+                "SELECT {} {} WHERE e.id = ?1",
+                rows::select_list(true),
+                rows::from_clause(true)
+            );
+            connection
+                .prepare_cached(&text)?
+                .query_row([id.to_string()], |row| rows::event_from_row(row, true))
+                .optional()
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &EventFilter, page: PageRequest) -> StoreResult<Page> {
+        let filter = filter.clone();
+        let wanted = page.limit;
+        // One more than asked tells whether there is a next page.
+        let probe = PageRequest {
+            limit: wanted + 1,
+            ..page
+        };
+        let mut events = self
+            .read(move |connection| select_page(connection, &filter, probe, None))
+            .await?;
+        let next_cursor = if events.len() > wanted {
+            events.truncate(wanted);
+            events.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page {
+            events,
+            next_cursor,
+        })
+    }
+
+    async fn around(
+        &self,
+        filter: &EventFilter,
+        around: &AroundRequest,
+    ) -> StoreResult<Vec<Event>> {
+        let filter = filter.clone();
+        let around = around.clone();
+        self.read(move |connection| {
+            let time = around.time.as_microsecond();
+            let micros = |d: jiff::SignedDuration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            let start = time.saturating_sub(micros(around.before));
+            let end = time.saturating_add(micros(around.after));
+            let side = |order, fragment: &str, params: Vec<Value>| {
+                let page = PageRequest {
+                    limit: around.limit,
+                    cursor: None,
+                    order,
+                    include_diffs: false,
+                };
+                select_page(connection, &filter, page, Some((fragment, params)))
+            };
+            let before = side(
+                Order::NewestFirst,
+                "e.occurred_at >= ? AND e.occurred_at <= ?",
+                vec![Value::Integer(start), Value::Integer(time)],
+            )?;
+            let after = side(
+                Order::OldestFirst,
+                "e.occurred_at > ? AND e.occurred_at <= ?",
+                vec![Value::Integer(time), Value::Integer(end)],
+            )?;
+            let mut events: Vec<Event> = before.into_iter().chain(after).collect();
+            events.sort_by_key(|event| {
+                let offset = event.occurred_at.as_microsecond() - time;
+                (offset.unsigned_abs(), offset, event.id)
+            });
+            events.truncate(around.limit);
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn patch(&self, id: EventId, patch: EventPatch) -> StoreResult<Option<Event>> {
+        self.write(|reply| Write::Patch { id, patch, reply }).await
+    }
+
+    async fn count(&self) -> StoreResult<u64> {
+        self.read(|connection| {
+            connection
+                .prepare_cached("SELECT value FROM counters WHERE name = 'events'")?
+                .query_row([], |row| row.get::<_, i64>(0))
+        })
+        .await
+        .map(|count| u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())))
+            .await?;
+        if self.writer.is_closed() {
+            return Err(StoreError::Unavailable("the writer has stopped".into()));
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> StoreResult<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.writer.send(Command::Shutdown(reply)).await.is_err() {
+            return Ok(());
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("the writer stopped during shutdown".into()))?
+    }
+}

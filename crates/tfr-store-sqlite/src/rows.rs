@@ -1,0 +1,158 @@
+//! Mapping between `events` rows and [`Event`]s.
+
+use jiff::Timestamp;
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row};
+use tfr_core::{Event, EventId};
+use tfr_store::InsertRecord;
+
+/// The columns [`event_from_row`] reads, in order, over `events e` (and `event_diffs d` when
+/// diffs are wanted).
+pub const COLUMNS: &str = "e.id, e.occurred_at, e.ended_at, e.recorded_at, e.title, e.system, \
+    e.author, e.kind, e.environment, e.team, e.source, e.version, e.description, e.tags, \
+    e.links, e.has_diff, e.attributes, e.idempotency_key, e.submitted_by";
+
+/// The `FROM` clause, with or without the diff.
+pub fn from_clause(include_diffs: bool) -> &'static str {
+    if include_diffs {
+        "FROM events e LEFT JOIN event_diffs d ON d.seq = e.seq"
+    } else {
+        "FROM events e"
+    }
+}
+
+/// The select list, with or without the diff.
+pub fn select_list(include_diffs: bool) -> String {
+    if include_diffs {
+        format!("{COLUMNS}, d.diff")
+    } else {
+        COLUMNS.to_owned()
+    }
+}
+
+fn conversion(index: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, message.into())
+}
+
+fn timestamp(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
+    let micros: i64 = row.get(index)?;
+    Timestamp::from_microsecond(micros).map_err(|e| conversion(index, e.to_string()))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text).map_err(|e| conversion(index, e.to_string()))
+}
+
+/// Reads an event from a row selected with [`select_list`].
+pub fn event_from_row(row: &Row<'_>, include_diffs: bool) -> rusqlite::Result<Event> {
+    let id: String = row.get(0)?;
+    let attributes: Option<String> = row.get(16)?;
+    Ok(Event {
+        id: id.parse::<EventId>().map_err(|e| conversion(0, e))?,
+        occurred_at: timestamp(row, 1)?,
+        ended_at: row
+            .get::<_, Option<i64>>(2)?
+            .map(|_| timestamp(row, 2))
+            .transpose()?,
+        recorded_at: timestamp(row, 3)?,
+        title: row.get(4)?,
+        system: row.get(5)?,
+        author: row.get(6)?,
+        kind: row.get(7)?,
+        environment: row.get(8)?,
+        team: row.get(9)?,
+        source: row.get(10)?,
+        version: row.get(11)?,
+        description: row.get(12)?,
+        tags: json(row, 13)?,
+        links: json(row, 14)?,
+        has_diff: row.get(15)?,
+        attributes: attributes
+            .map(|text| serde_json::from_str(&text).map_err(|e| conversion(16, e.to_string())))
+            .transpose()?,
+        idempotency_key: row.get(17)?,
+        submitted_by: row.get(18)?,
+        diff: if include_diffs { row.get(19)? } else { None },
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+/// The text the full-text index sees for tags: one per line, so `release:5.2` is found by
+/// `release` and by `5.2`.
+pub fn tags_text(tags: &[String]) -> String {
+    tags.join("\n")
+}
+
+/// Inserts a new event with its tags and diff. Returns its row number.
+pub fn insert_event(connection: &Connection, record: &InsertRecord) -> rusqlite::Result<i64> {
+    let event = &record.event;
+    connection
+        .prepare_cached(
+            "INSERT INTO events (id, occurred_at, ended_at, recorded_at, title, system, author, \
+             kind, environment, team, source, version, description, tags, tags_text, links, \
+             has_diff, attributes, idempotency_key, content_digest, submitted_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19, ?20, ?21)",
+        )?
+        .execute(rusqlite::params![
+            event.id.to_string(),
+            event.occurred_at.as_microsecond(),
+            event.ended_at.map(|t| t.as_microsecond()),
+            event.recorded_at.as_microsecond(),
+            event.title,
+            event.system,
+            event.author,
+            event.kind,
+            event.environment,
+            event.team,
+            event.source,
+            event.version,
+            event.description,
+            to_json(&event.tags)?,
+            tags_text(&event.tags),
+            to_json(&event.links)?,
+            event.diff.is_some(),
+            event.attributes.as_ref().map(to_json).transpose()?,
+            event.idempotency_key,
+            record.content_digest,
+            event.submitted_by,
+        ])?;
+    let seq = connection.last_insert_rowid();
+    insert_tags(connection, seq, &event.tags)?;
+    if let Some(diff) = &event.diff {
+        connection
+            .prepare_cached("INSERT INTO event_diffs (seq, diff) VALUES (?1, ?2)")?
+            .execute((seq, diff))?;
+    }
+    Ok(seq)
+}
+
+/// Adds rows to the tag index; tags already there are kept.
+pub fn insert_tags(connection: &Connection, seq: i64, tags: &[String]) -> rusqlite::Result<()> {
+    let mut statement =
+        connection.prepare_cached("INSERT OR IGNORE INTO event_tags (tag, seq) VALUES (?1, ?2)")?;
+    for tag in tags {
+        statement.execute((tag, seq))?;
+    }
+    Ok(())
+}
+
+/// Writes the mutable parts of an event (`ended_at`, tags, links) back to its row.
+pub fn update_mutable(connection: &Connection, seq: i64, event: &Event) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "UPDATE events SET ended_at = ?1, tags = ?2, tags_text = ?3, links = ?4 WHERE seq = ?5",
+        )?
+        .execute(rusqlite::params![
+            event.ended_at.map(|t| t.as_microsecond()),
+            to_json(&event.tags)?,
+            tags_text(&event.tags),
+            to_json(&event.links)?,
+            seq,
+        ])?;
+    insert_tags(connection, seq, &event.tags)
+}

@@ -1,0 +1,202 @@
+//! Compiles a typed query into a parameterised SQLite `WHERE` clause. User text only ever
+//! travels as bound parameters; the SQL text is assembled from fixed fragments.
+
+use rusqlite::types::Value;
+use tfr_core::query::{Field, Matcher, TextPattern, ValuePattern};
+use tfr_store::EventFilter;
+
+/// A `WHERE` clause (without the keyword) and its parameters, in order.
+#[derive(Debug, Default)]
+pub struct Condition {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+impl Condition {
+    fn push(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
+        if !self.sql.is_empty() {
+            self.sql.push_str(" AND ");
+        }
+        self.sql.push_str(sql);
+        self.params.extend(params);
+    }
+
+    /// Adds a raw fragment with its parameters (used for cursors and time windows).
+    pub fn and(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
+        self.push(sql, params);
+    }
+
+    /// The clause, or `1` when there is none, so it can always follow `WHERE`.
+    pub fn where_sql(&self) -> &str {
+        if self.sql.is_empty() { "1" } else { &self.sql }
+    }
+}
+
+/// The `WHERE` clause selecting the events of `filter`, over the `events` table aliased `e`.
+pub fn compile(filter: &EventFilter) -> Condition {
+    let mut condition = Condition::default();
+    if let Some(from) = filter.from {
+        condition.push("e.occurred_at >= ?", [Value::Integer(from.as_microsecond())]);
+    }
+    if let Some(to) = filter.to {
+        condition.push("e.occurred_at < ?", [Value::Integer(to.as_microsecond())]);
+    }
+    // Positive full-text terms are combined into one MATCH: one index lookup.
+    let positive_text: Vec<String> = filter
+        .query
+        .terms
+        .iter()
+        .filter(|term| !term.negated)
+        .filter_map(|term| match &term.matcher {
+            Matcher::Text(pattern) => Some(fts_expression(pattern)),
+            _ => None,
+        })
+        .collect();
+    if !positive_text.is_empty() {
+        condition.push(
+            "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+            [Value::Text(positive_text.join(" AND "))],
+        );
+    }
+    for term in &filter.query.terms {
+        let (sql, params) = match &term.matcher {
+            Matcher::Text(pattern) if term.negated => (
+                "e.seq NOT IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)".to_owned(),
+                vec![Value::Text(fts_expression(pattern))],
+            ),
+            Matcher::Text(_) => continue,
+            Matcher::Field { field, values } => field_condition(*field, values),
+            Matcher::After(at) => (
+                "e.occurred_at >= ?".to_owned(),
+                vec![Value::Integer(at.as_microsecond())],
+            ),
+            Matcher::Before(at) => (
+                "e.occurred_at < ?".to_owned(),
+                vec![Value::Integer(at.as_microsecond())],
+            ),
+            Matcher::Since(duration) => {
+                let since = filter.now.as_microsecond().saturating_sub(
+                    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+                );
+                ("e.occurred_at >= ?".to_owned(), vec![Value::Integer(since)])
+            }
+        };
+        if term.negated && !matches!(term.matcher, Matcher::Text(_)) {
+            // IFNULL: `-env:prod` keeps the events that have no environment at all.
+            condition.push(&format!("NOT IFNULL(({sql}), 0)"), params);
+        } else {
+            condition.push(&sql, params);
+        }
+    }
+    condition
+}
+
+/// An FTS5 string for one pattern. Every pattern is a quoted FTS5 string (inner quotes
+/// doubled), so user text can never be read as FTS5 syntax; the tokenizer splits it into the
+/// same tokens as the indexed text, and `*` after the string makes the last token a prefix.
+fn fts_expression(pattern: &TextPattern) -> String {
+    let quoted = format!("\"{}\"", pattern.text().replace('"', "\"\""));
+    match pattern {
+        TextPattern::Prefix(_) => format!("{quoted} *"),
+        TextPattern::Word(_) | TextPattern::Phrase(_) => quoted,
+    }
+}
+
+fn column(field: Field) -> &'static str {
+    match field {
+        Field::System => "e.system",
+        Field::Author => "e.author",
+        Field::Kind => "e.kind",
+        Field::Environment => "e.environment",
+        Field::Team => "e.team",
+        Field::Source => "e.source",
+        Field::Version => "e.version",
+        Field::Id => "e.id",
+        Field::Tag => "t.tag",
+    }
+}
+
+/// `column = value` for exact values (one `IN` list) and a range plus an exact prefix test
+/// for prefix values (the range lets an index help; `substr` makes it exact).
+fn field_condition(field: Field, values: &[ValuePattern]) -> (String, Vec<Value>) {
+    let column = column(field);
+    let normalize = |value: &str| -> String {
+        match field {
+            // Ids are stored lowercase; accept them as pasted.
+            Field::Id => value.to_ascii_lowercase(),
+            _ => value.to_owned(),
+        }
+    };
+    let mut alternatives = Vec::new();
+    let mut params = Vec::new();
+    let exact: Vec<String> = values
+        .iter()
+        .filter_map(|value| match value {
+            ValuePattern::Exact(text) => Some(normalize(text)),
+            ValuePattern::Prefix(_) => None,
+        })
+        .collect();
+    if !exact.is_empty() {
+        let placeholders = vec!["?"; exact.len()].join(", ");
+        alternatives.push(format!("{column} IN ({placeholders})"));
+        params.extend(exact.into_iter().map(Value::Text));
+    }
+    for value in values {
+        if let ValuePattern::Prefix(prefix) = value {
+            let prefix = normalize(prefix);
+            alternatives.push(format!(
+                "({column} >= ? AND substr({column}, 1, ?) = ?)"
+            ));
+            params.push(Value::Text(prefix.clone()));
+            params.push(Value::Integer(
+                i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX),
+            ));
+            params.push(Value::Text(prefix));
+        }
+    }
+    let any = alternatives.join(" OR ");
+    let sql = match field {
+        Field::Tag => format!("e.seq IN (SELECT t.seq FROM event_tags t WHERE {any})"),
+        _ => format!("({any})"),
+    };
+    (sql, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfr_core::query::parse;
+
+    fn compiled(query: &str) -> Condition {
+        let filter = EventFilter {
+            query: parse(query).unwrap(),
+            from: None,
+            to: None,
+            now: "2026-11-26T00:00:00Z".parse().unwrap(),
+        };
+        compile(&filter)
+    }
+
+    #[test]
+    fn user_text_is_never_sql() {
+        let condition = compiled("system:'';DROP -tag:a'b \"x y\"");
+        assert!(!condition.sql.contains("DROP"));
+        assert!(!condition.sql.contains('\''));
+        assert_eq!(condition.params.len(), 3);
+    }
+
+    #[test]
+    fn text_terms_are_quoted_fts_strings() {
+        let condition = compiled("player \"new ui\" play* -old");
+        assert_eq!(
+            condition.params[0],
+            Value::Text("\"player\" AND \"new ui\" AND \"play\" *".into())
+        );
+        assert_eq!(condition.params[1], Value::Text("\"old\"".into()));
+    }
+
+    #[test]
+    fn empty_query_selects_all() {
+        assert_eq!(compiled("").where_sql(), "1");
+    }
+}

@@ -1,0 +1,298 @@
+//! The single writer: one thread owns the write connection and commits whatever requests are
+//! waiting in one transaction (group commit). A reply is sent only after `COMMIT` returned, and
+//! with `synchronous=FULL` that means the WAL is fsynced: an acknowledged event is on disk.
+//!
+//! Each request runs inside its own savepoint, so one request failing (or an all-or-nothing
+//! batch conflicting) never affects the others sharing the transaction.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tfr_core::{Event, EventId, EventPatch};
+use tfr_store::{BatchMode, InsertOutcome, InsertRecord, StoreError, StoreResult};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::rows;
+use crate::sqlite_error;
+
+/// Requests stop being merged into one transaction past this many events.
+const MAX_GROUP_EVENTS: usize = 4_000;
+
+/// What the writer thread is asked to do.
+pub enum Command {
+    Write(Write),
+    /// Finish the queue, checkpoint, and stop.
+    Shutdown(oneshot::Sender<StoreResult<()>>),
+}
+
+/// A change to the database, committed with whatever else is waiting.
+pub enum Write {
+    Insert {
+        records: Vec<InsertRecord>,
+        mode: BatchMode,
+        reply: oneshot::Sender<StoreResult<Vec<InsertOutcome>>>,
+    },
+    Patch {
+        id: EventId,
+        patch: EventPatch,
+        reply: oneshot::Sender<StoreResult<Option<Event>>>,
+    },
+}
+
+impl Write {
+    fn weight(&self) -> usize {
+        match self {
+            Write::Insert { records, .. } => records.len().max(1),
+            Write::Patch { .. } => 1,
+        }
+    }
+}
+
+/// A reply computed inside the transaction, sent only once the transaction's fate is known.
+enum Pending {
+    Insert(
+        oneshot::Sender<StoreResult<Vec<InsertOutcome>>>,
+        StoreResult<Vec<InsertOutcome>>,
+    ),
+    Patch(
+        oneshot::Sender<StoreResult<Option<Event>>>,
+        StoreResult<Option<Event>>,
+    ),
+}
+
+impl Pending {
+    /// Sends the result, or the commit's failure in place of every success.
+    fn send(self, commit_failure: Option<&str>) {
+        let failed = |message: &str| StoreError::Unavailable(format!("commit failed: {message}"));
+        // A requester that went away (client disconnected) no longer needs its answer.
+        match self {
+            Pending::Insert(reply, result) => {
+                let _ = reply.send(match commit_failure {
+                    Some(message) if result.is_ok() => Err(failed(message)),
+                    _ => result,
+                });
+            }
+            Pending::Patch(reply, result) => {
+                let _ = reply.send(match commit_failure {
+                    Some(message) if result.is_ok() => Err(failed(message)),
+                    _ => result,
+                });
+            }
+        }
+    }
+}
+
+/// Runs the writer loop until every sender is gone or a shutdown was asked and the queue
+/// drained. Meant to run on its own thread.
+pub fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Command>) {
+    let mut shutdown_replies = Vec::new();
+    while let Some(first) = receiver.blocking_recv() {
+        let mut group = Vec::new();
+        let mut weight = 0;
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Shutdown(reply) => {
+                    // Stop taking new work, but finish everything already queued.
+                    receiver.close();
+                    shutdown_replies.push(reply);
+                }
+                Command::Write(write) => {
+                    weight += write.weight();
+                    group.push(write);
+                }
+            }
+            if weight < MAX_GROUP_EVENTS {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !group.is_empty() {
+            commit_group(&mut connection, group);
+        }
+    }
+    let result = connection
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(sqlite_error);
+    if let Err(error) = &result {
+        tracing::error!(%error, "final checkpoint failed");
+    }
+    drop(connection);
+    for reply in shutdown_replies {
+        let _ = reply.send(match &result {
+            Ok(()) => Ok(()),
+            Err(error) => Err(StoreError::Internal(error.to_string())),
+        });
+    }
+}
+
+fn commit_group(connection: &mut Connection, group: Vec<Write>) {
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            let message = error.to_string();
+            tracing::error!(%message, "cannot begin a write transaction");
+            for write in group {
+                fail(write, &message);
+            }
+            return;
+        }
+    };
+    let mut pending = Vec::with_capacity(group.len());
+    let mut created_total: i64 = 0;
+    for command in group {
+        match command {
+            Write::Insert {
+                records,
+                mode,
+                reply,
+            } => {
+                let result = insert_batch(&mut transaction, &records, mode);
+                if let Ok(outcomes) = &result {
+                    created_total += created_count(outcomes, mode);
+                }
+                pending.push(Pending::Insert(reply, result));
+            }
+            Write::Patch { id, patch, reply } => {
+                let result = patch_event(&mut transaction, id, &patch);
+                pending.push(Pending::Patch(reply, result));
+            }
+        }
+    }
+    let committed = bump_event_counter(&transaction, created_total)
+        .and_then(|()| transaction.commit())
+        .map_err(|error| error.to_string());
+    if let Err(message) = &committed {
+        tracing::error!(%message, "group commit failed");
+    }
+    for reply in pending {
+        reply.send(committed.as_ref().err().map(String::as_str));
+    }
+}
+
+fn created_count(outcomes: &[InsertOutcome], mode: BatchMode) -> i64 {
+    if mode == BatchMode::AllOrNothing && has_conflict(outcomes) {
+        return 0;
+    }
+    let created = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, InsertOutcome::Created(_)))
+        .count();
+    i64::try_from(created).unwrap_or(i64::MAX)
+}
+
+fn has_conflict(outcomes: &[InsertOutcome]) -> bool {
+    outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, InsertOutcome::Conflict { .. }))
+}
+
+fn bump_event_counter(transaction: &Transaction<'_>, delta: i64) -> rusqlite::Result<()> {
+    if delta != 0 {
+        transaction
+            .prepare_cached("UPDATE counters SET value = value + ?1 WHERE name = 'events'")?
+            .execute([delta])?;
+    }
+    Ok(())
+}
+
+fn fail(write: Write, message: &str) {
+    let error = || StoreError::Unavailable(message.to_owned());
+    match write {
+        Write::Insert { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Write::Patch { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+    }
+}
+
+/// Inserts one request's records inside a savepoint. In all-or-nothing mode a conflict rolls
+/// the whole request back; the outcomes then say which items conflicted.
+fn insert_batch(
+    transaction: &mut Transaction<'_>,
+    records: &[InsertRecord],
+    mode: BatchMode,
+) -> StoreResult<Vec<InsertOutcome>> {
+    let mut savepoint = transaction.savepoint().map_err(sqlite_error)?;
+    let mut outcomes = Vec::with_capacity(records.len());
+    for record in records {
+        match insert_one(&savepoint, record) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(error) => {
+                // Dropping the savepoint rolls this request back.
+                return Err(sqlite_error(error));
+            }
+        }
+    }
+    if mode == BatchMode::AllOrNothing && has_conflict(&outcomes) {
+        savepoint.rollback().map_err(sqlite_error)?;
+        return Ok(outcomes);
+    }
+    savepoint.commit().map_err(sqlite_error)?;
+    Ok(outcomes)
+}
+
+fn insert_one(
+    connection: &Connection,
+    record: &InsertRecord,
+) -> rusqlite::Result<InsertOutcome> {
+    if let Some(key) = &record.event.idempotency_key {
+        let existing: Option<(i64, String, String)> = connection
+            .prepare_cached(
+                "SELECT seq, id, content_digest FROM events WHERE idempotency_key = ?1",
+            )?
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
+        if let Some((seq, id, digest)) = existing {
+            if digest == record.content_digest {
+                let original = load_event(connection, seq)?;
+                return Ok(InsertOutcome::Duplicate(original));
+            }
+            let existing = id.parse().map_err(|e: String| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })?;
+            return Ok(InsertOutcome::Conflict {
+                idempotency_key: key.clone(),
+                existing,
+            });
+        }
+    }
+    rows::insert_event(connection, record)?;
+    Ok(InsertOutcome::Created(record.event.clone()))
+}
+
+/// Reads one event by row number, with its diff.
+fn load_event(connection: &Connection, seq: i64) -> rusqlite::Result<Event> {
+    let sql = format!(
+        "SELECT {} {} WHERE e.seq = ?1",
+        rows::select_list(true),
+        rows::from_clause(true)
+    );
+    connection
+        .prepare_cached(&sql)?
+        .query_row([seq], |row| rows::event_from_row(row, true))
+}
+
+fn patch_event(
+    transaction: &mut Transaction<'_>,
+    id: EventId,
+    patch: &EventPatch,
+) -> StoreResult<Option<Event>> {
+    let savepoint = transaction.savepoint().map_err(sqlite_error)?;
+    let seq: Option<i64> = savepoint
+        .prepare_cached("SELECT seq FROM events WHERE id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([id.to_string()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(sqlite_error)?;
+    let Some(seq) = seq else {
+        return Ok(None);
+    };
+    let mut event = load_event(&savepoint, seq).map_err(sqlite_error)?;
+    patch.apply(&mut event)?;
+    rows::update_mutable(&savepoint, seq, &event).map_err(sqlite_error)?;
+    savepoint.commit().map_err(sqlite_error)?;
+    Ok(Some(event))
+}

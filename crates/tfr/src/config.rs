@@ -1,0 +1,70 @@
+//! Configuration: flags > `TFR_*` environment > `tfr.toml` > defaults.
+//!
+//! Flags and environment variables are resolved by clap (`#[arg(env = ..)]`); this module reads
+//! the file layer and holds the defaults, so each setting is resolved in one expression.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./tfr-data";
+pub const DEFAULT_CONFIG_FILE: &str = "tfr.toml";
+
+/// The settings a `tfr.toml` may hold. Unknown keys are refused, so a typo is not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Client commands: the server's base URL.
+    pub server: Option<String>,
+    /// Client commands: the API token.
+    pub token: Option<String>,
+    /// `serve`: the address to listen on.
+    pub listen: Option<String>,
+    /// `serve`: the data directory of the embedded store.
+    pub data: Option<PathBuf>,
+    /// `serve`: largest request body, in bytes.
+    pub body_limit: Option<usize>,
+    /// `serve`: largest diff of one event, in bytes.
+    pub max_diff_bytes: Option<usize>,
+    /// `serve`: seconds a request may take before it is answered 503.
+    pub request_timeout_secs: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads the file named by `--config`/`TFR_CONFIG` (which must exist), or `./tfr.toml`
+    /// when present, or nothing.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let path = match path {
+            Some(path) => path.to_owned(),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => PathBuf::from(DEFAULT_CONFIG_FILE),
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_layer() {
+        let config: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nbody_limit = 1024\n").unwrap();
+        assert_eq!(config.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(config.body_limit, Some(1024));
+        let err = toml::from_str::<FileConfig>("lisen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        assert!(FileConfig::load(Some(Path::new("/nonexistent/tfr.toml"))).is_err());
+    }
+}
