@@ -1,0 +1,658 @@
+//! `/api/v1/events`: record facts, one, many or a stream of them, and read them back.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tfr_core::time::{now, parse_duration, parse_timestamp};
+use tfr_core::validate::{validate_new_event, validate_patch};
+use tfr_core::{Event, EventId, ValidationError};
+use tfr_store::{
+    AroundRequest, BatchMode, DEFAULT_PAGE_SIZE, InsertOutcome, InsertRecord, MAX_BATCH,
+    PageRequest,
+};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::api::params;
+use crate::error::{ApiError, ApiResult, ErrorBody, ItemError};
+use crate::extract::{JsonBody, Params, check_content_type};
+use crate::ndjson::{Line, LineSplitter};
+
+/// Who submitted events when no token is involved.
+const ANONYMOUS: &str = "anonymous";
+
+/// Lines of a bulk request stored together.
+const BULK_BATCH: usize = 500;
+
+/// Per-line errors reported in full by a bulk request; the rest are only counted.
+const MAX_BULK_ERRORS: usize = 1000;
+
+/// The idempotency key sent as a header, if any.
+fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value.to_str().map(str::to_owned).map_err(|_| {
+                ApiError::InvalidEvent(ValidationError::new(
+                    "idempotency_key",
+                    "the Idempotency-Key header must be visible ASCII",
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Puts a header-supplied key into the event object, so it is validated like the field.
+fn apply_key(value: &mut Value, key: String) -> Result<(), ValidationError> {
+    let Some(object) = value.as_object_mut() else {
+        return Ok(());
+    };
+    match object.get("idempotency_key") {
+        None | Some(Value::Null) => {
+            object.insert("idempotency_key".into(), Value::String(key));
+            Ok(())
+        }
+        Some(Value::String(existing)) if *existing == key => Ok(()),
+        Some(_) => Err(ValidationError::new(
+            "idempotency_key",
+            "differs from the Idempotency-Key header; send one or make them equal",
+        )),
+    }
+}
+
+/// Validates a submitted event and makes it ready to store.
+fn prepare(
+    value: &Value,
+    state: &AppState,
+    now: Timestamp,
+) -> Result<InsertRecord, ValidationError> {
+    let new_event = validate_new_event(value, &state.config.limits, now)?;
+    let content_digest = new_event.content_digest();
+    Ok(InsertRecord {
+        event: new_event.into_event(now, ANONYMOUS),
+        content_digest,
+    })
+}
+
+fn location(id: EventId) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/v1/events/{id}")).unwrap_or(HeaderValue::from_static("/"))
+}
+
+/// Events created by `POST /api/v1/events` with an array.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedEvents {
+    pub events: Vec<Event>,
+}
+
+/// Record one event (a JSON object) or several (an array of up to 1000, all or nothing).
+///
+/// An idempotency key (the `idempotency_key` field or the `Idempotency-Key` header) makes
+/// retries safe: the same key with the same content answers `200` with the original event,
+/// with other content `409`. With an array, the header key `K` gives item `i` the key `K:i`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    request_body(content = Object, description = "An event (design §2), or an array of up to 1000 events", content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Idempotency key for the event (or prefix, for an array)")),
+    responses(
+        (status = 201, description = "Created: the event (object) or `{\"events\": [...]}` (array)", body = Event, headers(("Location" = String, description = "The new event's URL"))),
+        (status = 200, description = "Already recorded with this idempotency key: the original", body = Event),
+        (status = 400, description = "Invalid event: the error names the field (and index, for an array)", body = ErrorBody),
+        (status = 409, description = "Idempotency key reused with different content", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let header_key = idempotency_header(&headers)?;
+    let now = now();
+    match body {
+        Value::Array(items) => create_many(state, items, header_key, now).await,
+        mut single => {
+            if let Some(key) = header_key {
+                apply_key(&mut single, key).map_err(ApiError::InvalidEvent)?;
+            }
+            let record = prepare(&single, &state, now).map_err(ApiError::InvalidEvent)?;
+            let outcome = state
+                .store
+                .insert(vec![record], BatchMode::AllOrNothing)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| ApiError::Internal("the store returned no outcome".into()))?;
+            match outcome {
+                InsertOutcome::Created(event) => {
+                    state.metrics.events_created(1);
+                    let mut response = (StatusCode::CREATED, Json(&event)).into_response();
+                    response.headers_mut().insert(LOCATION, location(event.id));
+                    Ok(response)
+                }
+                InsertOutcome::Duplicate(event) => {
+                    let mut response = (StatusCode::OK, Json(&event)).into_response();
+                    response.headers_mut().insert(LOCATION, location(event.id));
+                    Ok(response)
+                }
+                InsertOutcome::Conflict {
+                    idempotency_key,
+                    existing,
+                } => Err(ApiError::IdempotencyConflict {
+                    key: idempotency_key,
+                    existing,
+                }),
+            }
+        }
+    }
+}
+
+async fn create_many(
+    state: AppState,
+    mut items: Vec<Value>,
+    header_key: Option<String>,
+    now: Timestamp,
+) -> ApiResult<Response> {
+    let total = items.len();
+    if total == 0 {
+        return Err(ApiError::InvalidBody("the array is empty".into()));
+    }
+    if total > MAX_BATCH {
+        return Err(ApiError::InvalidBody(format!(
+            "the array has {total} events; the limit is {MAX_BATCH} (use /api/v1/events/bulk for more)"
+        )));
+    }
+    let mut records = Vec::with_capacity(total);
+    let mut invalid = Vec::new();
+    for (index, item) in items.iter_mut().enumerate() {
+        let prepared = match &header_key {
+            Some(key) => apply_key(item, format!("{key}:{index}")),
+            None => Ok(()),
+        }
+        .and_then(|()| prepare(item, &state, now));
+        match prepared {
+            Ok(record) => records.push(record),
+            Err(error) => invalid.push(ItemError {
+                index,
+                field: error.field,
+                message: error.message,
+            }),
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::InvalidBatch {
+            items: invalid,
+            total,
+        });
+    }
+    let outcomes = state.store.insert(records, BatchMode::AllOrNothing).await?;
+    let conflicts: Vec<(usize, String, EventId)> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| match outcome {
+            InsertOutcome::Conflict {
+                idempotency_key,
+                existing,
+            } => Some((index, idempotency_key.clone(), *existing)),
+            _ => None,
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(ApiError::BatchConflict { conflicts, total });
+    }
+    let mut created = 0;
+    let events: Vec<Event> = outcomes
+        .into_iter()
+        .filter_map(|outcome| match outcome {
+            InsertOutcome::Created(event) => {
+                created += 1;
+                Some(event)
+            }
+            InsertOutcome::Duplicate(event) => Some(event),
+            InsertOutcome::Conflict { .. } => None,
+        })
+        .collect();
+    state.metrics.events_created(created);
+    let status = if created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(CreatedEvents { events })).into_response())
+}
+
+/// The outcome of a bulk request, line by line.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct BulkOutcome {
+    /// Lines read, blank ones included.
+    pub lines: usize,
+    pub created: usize,
+    /// Lines whose idempotency key was already stored with the same content.
+    pub duplicates: usize,
+    pub errors: Vec<BulkLineError>,
+    /// Errors beyond the first 1000, counted but not listed.
+    pub errors_omitted: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkLineError {
+    /// Line number in the request body, from 1.
+    pub line: usize,
+    #[schema(value_type = Object)]
+    pub error: Value,
+}
+
+impl BulkOutcome {
+    fn error(&mut self, line: usize, error: &ApiError) {
+        if self.errors.len() < MAX_BULK_ERRORS {
+            self.errors.push(BulkLineError {
+                line,
+                error: error.body(),
+            });
+        } else {
+            self.errors_omitted += 1;
+        }
+    }
+}
+
+const NDJSON_TYPES: &[&str] = &[
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/json-lines",
+    "text/plain",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+];
+
+/// Record a stream of events: NDJSON, one event object per line, of any length.
+///
+/// Each line stands alone: valid lines are stored even when others are refused, and the answer
+/// lists each refused line by number. Lines are limited to the body limit.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/bulk",
+    tag = "events",
+    request_body(content = String, description = "NDJSON: one event object per line", content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, description = "Per-line outcome", body = BulkOutcome),
+        (status = 400, description = "The body could not be read", body = ErrorBody),
+        (status = 415, description = "Not NDJSON", body = ErrorBody),
+        (status = 503, description = "Store unavailable; events of earlier lines may be stored, so retry with idempotency keys", body = ErrorBody),
+    )
+)]
+pub async fn bulk(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<BulkOutcome>> {
+    check_content_type(&headers, NDJSON_TYPES, false).map_err(|_| {
+        ApiError::UnsupportedMediaType(
+            "send NDJSON (application/x-ndjson), one event per line; JSON arrays go to POST /api/v1/events".into(),
+        )
+    })?;
+    let mut outcome = BulkOutcome::default();
+    let mut splitter = LineSplitter::new(state.config.body_limit);
+    let mut stream = body.into_data_stream();
+    let mut lines = Vec::new();
+    let mut batch: Vec<(usize, InsertRecord)> = Vec::with_capacity(BULK_BATCH);
+    let mut finished = false;
+    while !finished {
+        match stream.next().await {
+            Some(Ok(chunk)) => splitter.push(&chunk, &mut lines),
+            Some(Err(error)) => {
+                return Err(ApiError::InvalidBody(format!(
+                    "reading the body failed after {} lines ({} events stored): {error}",
+                    splitter.count(),
+                    outcome.created
+                )));
+            }
+            None => {
+                splitter.finish(&mut lines);
+                finished = true;
+            }
+        }
+        let now = now();
+        for line in lines.drain(..) {
+            match line {
+                Line::TooLong { number } => outcome.error(
+                    number,
+                    &ApiError::PayloadTooLarge {
+                        limit: state.config.body_limit,
+                    },
+                ),
+                Line::Text { bytes, .. } if bytes.iter().all(u8::is_ascii_whitespace) => {}
+                Line::Text { number, bytes } => {
+                    let parsed = serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+                        ApiError::InvalidBody(format!("the line is not valid JSON: {e}"))
+                    });
+                    match parsed.and_then(|value| {
+                        prepare(&value, &state, now).map_err(ApiError::InvalidEvent)
+                    }) {
+                        Ok(record) => batch.push((number, record)),
+                        Err(error) => outcome.error(number, &error),
+                    }
+                }
+            }
+            if batch.len() >= BULK_BATCH {
+                store_batch(&state, &mut batch, &mut outcome).await?;
+            }
+        }
+    }
+    store_batch(&state, &mut batch, &mut outcome).await?;
+    outcome.lines = splitter.count();
+    Ok(Json(outcome))
+}
+
+async fn store_batch(
+    state: &AppState,
+    batch: &mut Vec<(usize, InsertRecord)>,
+    outcome: &mut BulkOutcome,
+) -> ApiResult<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let (numbers, records): (Vec<usize>, Vec<InsertRecord>) = batch.drain(..).unzip();
+    let outcomes = state
+        .store
+        .insert(records, BatchMode::Independent)
+        .await
+        .map_err(|error| match ApiError::from(error) {
+            ApiError::Unavailable(message) => ApiError::Unavailable(format!(
+                "{message}; {} events of this request were stored before the failure, so retry with idempotency keys",
+                outcome.created
+            )),
+            other => other,
+        })?;
+    let mut created = 0;
+    for (number, result) in numbers.into_iter().zip(outcomes) {
+        match result {
+            InsertOutcome::Created(_) => created += 1,
+            InsertOutcome::Duplicate(_) => outcome.duplicates += 1,
+            InsertOutcome::Conflict {
+                idempotency_key,
+                existing,
+            } => outcome.error(
+                number,
+                &ApiError::IdempotencyConflict {
+                    key: idempotency_key,
+                    existing,
+                },
+            ),
+        }
+    }
+    outcome.created += created;
+    state.metrics.events_created(created);
+    Ok(())
+}
+
+/// Parameters of the feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Query in the tfr query language, e.g. `system:player kind:deploy since:7d`.
+    pub q: Option<String>,
+    /// Only events that occurred at or after this time (RFC 3339, or `YYYY-MM-DD` = midnight UTC).
+    pub from: Option<String>,
+    /// Only events that occurred before this time (exclusive).
+    pub to: Option<String>,
+    /// Page size, 1..=500 (default 50).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of the feed.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    /// Newest first, by (`occurred_at`, `id`); without diffs (see `has_diff`).
+    pub events: Vec<Event>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The feed: matching events, newest first, a page at a time (keyset cursor).
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 400, description = "Invalid query or parameter; a query error gives its `position`", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Params(params): Params<ListParams>,
+) -> ApiResult<Json<EventPage>> {
+    let filter = params::filter(
+        params.q.as_deref(),
+        params.from.as_deref(),
+        params.to.as_deref(),
+        now(),
+    )?;
+    let request = PageRequest {
+        limit: params::page_limit(params.limit, DEFAULT_PAGE_SIZE)?,
+        cursor: params::cursor(params.cursor.as_deref())?,
+        ..PageRequest::default()
+    };
+    let page = state.store.list(&filter, request).await?;
+    Ok(Json(EventPage {
+        events: page.events,
+        next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
+    }))
+}
+
+fn event_id(text: &str) -> ApiResult<EventId> {
+    text.parse().map_err(|m| ApiError::parameter("id", m))
+}
+
+/// One event, with its diff.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event", body = Event),
+        (status = 400, description = "Not an event id", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    )
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Event>> {
+    let id = event_id(&id)?;
+    state
+        .store
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event has the id {id}")))
+}
+
+/// Set `ended_at`, add `tags` or `links`. Everything else about a fact is immutable.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "The event's id")),
+    request_body(content = Object, description = "`{\"ended_at\": ..., \"tags\": [...], \"links\": [...]}`: tags and links are added", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated event", body = Event),
+        (status = 400, description = "Invalid patch", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    )
+)]
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Event>> {
+    let id = event_id(&id)?;
+    let patch = validate_patch(&body).map_err(ApiError::InvalidEvent)?;
+    state
+        .store
+        .patch(id, patch)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event has the id {id}")))
+}
+
+/// Parameters of `last`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LastParams {
+    /// Query in the tfr query language.
+    pub q: Option<String>,
+}
+
+/// The most recent matching event, and how long ago it occurred.
+#[derive(Serialize, ToSchema)]
+pub struct LastEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    /// Seconds since `occurred_at` (negative for an event planned in the future).
+    pub age_seconds: i64,
+}
+
+/// When did this last happen? The most recent event matching `q`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/last",
+    tag = "events",
+    params(LastParams),
+    responses(
+        (status = 200, description = "The most recent match", body = LastEvent),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 404, description = "Nothing matches", body = ErrorBody),
+    )
+)]
+pub async fn last(
+    State(state): State<AppState>,
+    Params(params): Params<LastParams>,
+) -> ApiResult<Json<LastEvent>> {
+    let now = now();
+    let filter = params::filter(params.q.as_deref(), None, None, now)?;
+    let request = PageRequest {
+        limit: 1,
+        ..PageRequest::default()
+    };
+    let event = state
+        .store
+        .list(&filter, request)
+        .await?
+        .events
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound("no event matches the query".into()))?;
+    let age_seconds = now.as_second() - event.occurred_at.as_second();
+    Ok(Json(LastEvent { event, age_seconds }))
+}
+
+/// Parameters of `around`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AroundParams {
+    /// The moment of interest (RFC 3339), e.g. when an incident started.
+    pub time: Option<String>,
+    /// How far back to look (default `1h`; units s m h d w).
+    pub before: Option<String>,
+    /// How far forward to look (default `1h`).
+    pub after: Option<String>,
+    /// Query in the tfr query language.
+    pub q: Option<String>,
+    /// At most this many events, 1..=500 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// An event and where it stands relative to the moment asked about.
+#[derive(Serialize, ToSchema)]
+pub struct AroundEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    /// `occurred_at` minus `time`, in seconds: negative before, positive after.
+    pub offset_seconds: i64,
+}
+
+/// What changed around a moment.
+#[derive(Serialize, ToSchema)]
+pub struct AroundResponse {
+    #[schema(value_type = String, format = DateTime)]
+    pub time: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub to: Timestamp,
+    /// Closest to `time` first.
+    pub events: Vec<AroundEvent>,
+}
+
+/// Incident triage: what changed around a moment, closest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/around",
+    tag = "events",
+    params(AroundParams),
+    responses(
+        (status = 200, description = "Events in [time - before, time + after], closest first", body = AroundResponse),
+        (status = 400, description = "Invalid parameter or query", body = ErrorBody),
+    )
+)]
+pub async fn around(
+    State(state): State<AppState>,
+    Params(params): Params<AroundParams>,
+) -> ApiResult<Json<AroundResponse>> {
+    let time = params
+        .time
+        .as_deref()
+        .ok_or_else(|| {
+            ApiError::parameter("time", "is required (RFC 3339, e.g. 2026-11-02T14:05:00Z)")
+        })
+        .and_then(|text| parse_timestamp(text).map_err(|m| ApiError::parameter("time", m)))?;
+    let window = |name: &str, value: Option<&str>| {
+        parse_duration(value.unwrap_or("1h")).map_err(|m| ApiError::parameter(name, m))
+    };
+    let before = window("before", params.before.as_deref())?;
+    let after = window("after", params.after.as_deref())?;
+    let filter = params::filter(params.q.as_deref(), None, None, now())?;
+    let request = AroundRequest {
+        time,
+        before,
+        after,
+        limit: params::page_limit(params.limit, 100)?,
+    };
+    let events = state.store.around(&filter, &request).await?;
+    let time_micros = time.as_microsecond();
+    Ok(Json(AroundResponse {
+        time,
+        from: time.checked_sub(before).unwrap_or(Timestamp::MIN),
+        to: time.checked_add(after).unwrap_or(Timestamp::MAX),
+        events: events
+            .into_iter()
+            .map(|event| {
+                let offset_seconds = (event.occurred_at.as_microsecond() - time_micros) / 1_000_000;
+                AroundEvent {
+                    event,
+                    offset_seconds,
+                }
+            })
+            .collect(),
+    }))
+}

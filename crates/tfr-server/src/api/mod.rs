@@ -1,0 +1,6 @@
+//! Handlers, one module per resource.
+
+pub mod events;
+pub mod export;
+pub mod health;
+mod params;

@@ -1,0 +1,41 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::api::{events, export, health};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tfr — the Technical Fact Repository",
+        description = "Record every technical change (deploys, config pushes, schema changes, A/B tests, feature flags, OS updates) as a fact, and search the platform's history.",
+    ),
+    paths(
+        events::create,
+        events::bulk,
+        events::list,
+        events::get_one,
+        events::patch,
+        events::last,
+        events::around,
+        export::export,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+    ),
+    tags(
+        (name = "events", description = "Record and search facts"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The document, as served at `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}
