@@ -25,13 +25,13 @@ pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
 /// a calendar date `YYYY-MM-DD`, which means midnight UTC of that day.
 pub fn parse_time_bound(text: &str) -> Result<Timestamp, String> {
     let text = text.trim();
-    if text.len() == 10 {
-        if let Ok(date) = text.parse::<Date>() {
-            return date
-                .to_zoned_datetime(TimeZone::UTC)
-                .map(|zoned| zoned.timestamp())
-                .map_err(|e| format!("date '{text}' is out of range: {e}"));
-        }
+    if text.len() == 10
+        && let Ok(date) = text.parse::<Date>()
+    {
+        return date
+            .to_zoned_datetime(TimeZone::UTC)
+            .map(|zoned| zoned.timestamp())
+            .map_err(|e| format!("date '{text}' is out of range: {e}"));
     }
     parse_timestamp(text).map_err(|_| {
         format!("'{text}' is neither a date (2026-11-01) nor an RFC 3339 timestamp (2026-11-01T14:05:00Z)")

@@ -102,13 +102,13 @@ pub fn validate_new_event(value: &Value, limits: &Limits, now: Timestamp) -> Res
 
     let occurred_at = optional_timestamp(object, "occurred_at")?;
     let ended_at = optional_timestamp(object, "ended_at")?;
-    if let Some(ended_at) = ended_at {
-        if ended_at < occurred_at.unwrap_or(now) {
-            return Err(ValidationError::new(
-                "ended_at",
-                "must not be before occurred_at",
-            ));
-        }
+    if let Some(ended_at) = ended_at
+        && ended_at < occurred_at.unwrap_or(now)
+    {
+        return Err(ValidationError::new(
+            "ended_at",
+            "must not be before occurred_at",
+        ));
     }
     let kind = match optional_string(object, "kind")? {
         None => DEFAULT_KIND.to_owned(),

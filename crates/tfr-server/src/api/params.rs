@@ -23,10 +23,10 @@ pub fn filter(
     };
     let from = bound("from", from)?;
     let to = bound("to", to)?;
-    if let (Some(from), Some(to)) = (from, to) {
-        if from > to {
-            return Err(ApiError::parameter("to", "must not be before 'from'"));
-        }
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(ApiError::parameter("to", "must not be before 'from'"));
     }
     Ok(EventFilter {
         query,
