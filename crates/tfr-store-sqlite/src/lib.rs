@@ -24,6 +24,8 @@ use tfr_store::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+#[doc(hidden)]
+pub use crate::writer::WriterPragmas;
 use crate::writer::{Command, Write};
 
 /// The database file's name inside the data directory.
@@ -110,6 +112,21 @@ impl SqliteStore {
         })
     }
 
+    /// The write connection's `journal_mode` and `synchronous` setting, so tests can check the
+    /// durability promise on the connection that commits. Not part of the store's API.
+    #[doc(hidden)]
+    pub async fn writer_pragmas(&self) -> StoreResult<WriterPragmas> {
+        self.check_open()?;
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Command::Pragmas(reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
     fn check_open(&self) -> StoreResult<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(StoreError::Unavailable("the store is shut down".into()))
@@ -182,10 +199,10 @@ impl Readers {
     }
 
     fn give_back(&self, connection: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < IDLE_READERS {
-                idle.push(connection);
-            }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(connection);
         }
     }
 
@@ -229,12 +246,11 @@ fn select_page(
         page.limit,
     );
     let mut statement = connection.prepare_cached(&text)?;
-    let events = statement
+    statement
         .query_map(rusqlite::params_from_iter(condition.params), |row| {
             rows::event_from_row(row, page.include_diffs)
         })?
-        .collect();
-    events
+        .collect()
 }
 
 #[async_trait]
@@ -244,6 +260,7 @@ impl Store for SqliteStore {
         records: Vec<InsertRecord>,
         mode: BatchMode,
     ) -> StoreResult<Vec<InsertOutcome>> {
+        self.check_open()?;
         if records.is_empty() {
             return Ok(Vec::new());
         }

@@ -4,11 +4,8 @@
 use rusqlite::Connection;
 
 /// `(version, name, SQL)`, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../migrations/0001_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "events", include_str!("../migrations/0001_events.sql"))];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {

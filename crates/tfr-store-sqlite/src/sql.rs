@@ -36,7 +36,10 @@ impl Condition {
 pub fn compile(filter: &EventFilter) -> Condition {
     let mut condition = Condition::default();
     if let Some(from) = filter.from {
-        condition.push("e.occurred_at >= ?", [Value::Integer(from.as_microsecond())]);
+        condition.push(
+            "e.occurred_at >= ?",
+            [Value::Integer(from.as_microsecond())],
+        );
     }
     if let Some(to) = filter.to {
         condition.push("e.occurred_at < ?", [Value::Integer(to.as_microsecond())]);
@@ -75,9 +78,10 @@ pub fn compile(filter: &EventFilter) -> Condition {
                 vec![Value::Integer(at.as_microsecond())],
             ),
             Matcher::Since(duration) => {
-                let since = filter.now.as_microsecond().saturating_sub(
-                    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
-                );
+                let since = filter
+                    .now
+                    .as_microsecond()
+                    .saturating_sub(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX));
                 ("e.occurred_at >= ?".to_owned(), vec![Value::Integer(since)])
             }
         };
@@ -144,9 +148,7 @@ fn field_condition(field: Field, values: &[ValuePattern]) -> (String, Vec<Value>
     for value in values {
         if let ValuePattern::Prefix(prefix) = value {
             let prefix = normalize(prefix);
-            alternatives.push(format!(
-                "({column} >= ? AND substr({column}, 1, ?) = ?)"
-            ));
+            alternatives.push(format!("({column} >= ? AND substr({column}, 1, ?) = ?)"));
             params.push(Value::Text(prefix.clone()));
             params.push(Value::Integer(
                 i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX),

@@ -19,8 +19,26 @@ const MAX_GROUP_EVENTS: usize = 4_000;
 /// What the writer thread is asked to do.
 pub enum Command {
     Write(Write),
+    /// Report the write connection's durability settings (for tests).
+    Pragmas(oneshot::Sender<StoreResult<WriterPragmas>>),
     /// Finish the queue, checkpoint, and stop.
     Shutdown(oneshot::Sender<StoreResult<()>>),
+}
+
+/// The durability settings of the write connection: `journal_mode` and `synchronous`
+/// (0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA).
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterPragmas {
+    pub journal_mode: String,
+    pub synchronous: i64,
+}
+
+fn read_pragmas(connection: &Connection) -> rusqlite::Result<WriterPragmas> {
+    Ok(WriterPragmas {
+        journal_mode: connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?,
+        synchronous: connection.query_row("PRAGMA synchronous", [], |row| row.get(0))?,
+    })
 }
 
 /// A change to the database, committed with whatever else is waiting.
@@ -47,6 +65,8 @@ impl Write {
 }
 
 /// A reply computed inside the transaction, sent only once the transaction's fate is known.
+// A few of these live for the length of one transaction: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Pending {
     Insert(
         oneshot::Sender<StoreResult<Vec<InsertOutcome>>>,
@@ -94,6 +114,9 @@ pub fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Command>) {
                     // Stop taking new work, but finish everything already queued.
                     receiver.close();
                     shutdown_replies.push(reply);
+                }
+                Command::Pragmas(reply) => {
+                    let _ = reply.send(read_pragmas(&connection).map_err(sqlite_error));
                 }
                 Command::Write(write) => {
                     weight += write.weight();
@@ -232,10 +255,7 @@ fn insert_batch(
     Ok(outcomes)
 }
 
-fn insert_one(
-    connection: &Connection,
-    record: &InsertRecord,
-) -> rusqlite::Result<InsertOutcome> {
+fn insert_one(connection: &Connection, record: &InsertRecord) -> rusqlite::Result<InsertOutcome> {
     if let Some(key) = &record.event.idempotency_key {
         let existing: Option<(i64, String, String)> = connection
             .prepare_cached(

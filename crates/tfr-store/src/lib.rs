@@ -10,6 +10,9 @@ use jiff::{SignedDuration, Timestamp};
 use tfr_core::query::Query;
 use tfr_core::{Event, EventId, EventPatch, ValidationError};
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 /// The largest page a caller may ask for.
 pub const MAX_PAGE_SIZE: usize = 500;
 /// The page size when none is given.

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use crate::client::ClientOptions;
 
 #[derive(Parser, Debug)]
-#[command(name = "tfr", version, about = "tfr, the Technical Fact Repository: record and search every technical change")]
+#[command(
+    name = "tfr",
+    version,
+    about = "tfr, the Technical Fact Repository: record and search every technical change"
+)]
 struct Cli {
     /// Configuration file (TOML). Default: ./tfr.toml when it exists.
     #[arg(long, global = true, env = "TFR_CONFIG", value_name = "FILE")]
@@ -24,7 +28,13 @@ struct Cli {
     server: Option<String>,
 
     /// API token sent as `Authorization: Bearer` (client commands).
-    #[arg(long, global = true, env = "TFR_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TFR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
 
     #[command(subcommand)]
@@ -36,7 +46,7 @@ enum Command {
     /// Run the server (HTTP API) on the embedded SQLite store.
     Serve(serve::ServeArgs),
     /// Record one event.
-    Send(client::SendArgs),
+    Send(Box<client::SendArgs>),
     /// Search events, newest first.
     Log(client::LogArgs),
     /// Show the most recent event matching a query, and how long ago it happened.
@@ -58,7 +68,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tfr: cannot start the async runtime: {error}");
@@ -77,7 +90,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args, file).await,
-            Command::Send(args) => client::send::run(args, &options).await,
+            Command::Send(args) => client::send::run(*args, &options).await,
             Command::Log(args) => client::log::run(args, &options).await,
             Command::Last(args) => client::last::run(args, &options).await,
             Command::Export(args) => client::export::run(args, &options).await,

@@ -23,7 +23,12 @@ pub struct ServeArgs {
     listen: Option<String>,
 
     /// Data directory of the embedded SQLite store (created if missing).
-    #[arg(long, env = "TFR_DATA", value_name = "DIR", conflicts_with = "database")]
+    #[arg(
+        long,
+        env = "TFR_DATA",
+        value_name = "DIR",
+        conflicts_with = "database"
+    )]
     data: Option<PathBuf>,
 
     /// Database URL. `postgres://` URLs select the PostgreSQL store (not available yet).
@@ -97,12 +102,15 @@ pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> 
     };
 
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&data).with_context(|| format!("cannot open the store in {}", data.display()))?,
+        SqliteStore::open(&data)
+            .with_context(|| format!("cannot open the store in {}", data.display()))?,
     );
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    let local = listener.local_addr().context("cannot read the listening address")?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     if !address.ip().is_loopback() {
         tracing::warn!("anonymous writes are allowed on a non-loopback address");
     } else {

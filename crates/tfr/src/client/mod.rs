@@ -77,13 +77,18 @@ pub fn sanitize_for_terminal(text: &str) -> String {
         .collect()
 }
 
-/// Output written to stdout by the commands goes through this so that `tfr log | head`
-/// ends quietly: a closed pipe means the reader has seen enough, not that tfr failed.
-pub fn finish_output(result: io::Result<()>) -> anyhow::Result<ExitCode> {
+/// Lets `tfr log | head` end quietly: when the reader of stdout goes away, the command has
+/// done its job, so a broken pipe is success rather than an error.
+pub fn ignore_broken_pipe(result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
     match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(error) => Err(anyhow::anyhow!("cannot write the output: {error}")),
+        Err(error)
+            if error
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
     }
 }
 
@@ -123,14 +128,21 @@ mod tests {
     }
 
     #[test]
+    fn broken_pipes_are_success() {
+        let broken: anyhow::Result<ExitCode> =
+            Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
+        assert!(ignore_broken_pipe(broken).is_ok());
+        let other: anyhow::Result<ExitCode> =
+            Err(io::Error::from(io::ErrorKind::PermissionDenied).into());
+        assert!(ignore_broken_pipe(other).is_err());
+    }
+
+    #[test]
     fn event_urls() {
         let options = ClientOptions {
             server: "http://127.0.0.1:8080".to_owned(),
             token: None,
         };
-        assert_eq!(
-            options.event_url("abc"),
-            "http://127.0.0.1:8080/events/abc"
-        );
+        assert_eq!(options.event_url("abc"), "http://127.0.0.1:8080/events/abc");
     }
 }

@@ -60,6 +60,7 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("tfr serve did not start listening within 30 s");
                 }
             }

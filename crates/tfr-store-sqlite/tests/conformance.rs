@@ -1,0 +1,208 @@
+//! The shared conformance suite on a fresh SQLite file per case, and the SQLite-specific
+//! promises: durability across reopen, repeatable migrations, WAL and `synchronous=FULL`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rusqlite::Connection;
+use serde_json::json;
+use tempfile::TempDir;
+use tfr_core::{Event, EventPatch};
+use tfr_store::conformance::{self, create_all, insert_one, record, titles, ts};
+use tfr_store::{BatchMode, InsertOutcome, InsertRecord, Store, StoreError};
+use tfr_store_sqlite::{DATABASE_FILE, SqliteStore};
+
+fn open(dir: &Path) -> SqliteStore {
+    SqliteStore::open(dir).unwrap_or_else(|error| panic!("cannot open the store: {error}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_suite() {
+    conformance::run_all(|| async {
+        let dir = TempDir::new().expect("a temporary directory");
+        let store: Arc<dyn Store> = Arc::new(open(dir.path()));
+        (store, dir)
+    })
+    .await;
+}
+
+fn now() -> Timestamp {
+    ts("2026-11-06T00:00:00Z")
+}
+
+#[tokio::test]
+async fn data_persists_across_shutdown_and_reopen() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let submitted = [
+        json!({"title": "Deploy api 1.0", "system": "api", "author": "ci",
+               "occurred_at": "2026-11-01T10:00:00.000001Z", "tags": ["release:1.0"],
+               "diff": "--- a\n+++ b\n+x\n", "idempotency_key": "deploy-1"}),
+        json!({"title": "Config push", "system": "edge", "author": "ops",
+               "occurred_at": "2026-11-02T10:00:00Z"}),
+    ];
+    let store = open(dir.path());
+    let events = create_all(&store, submitted.iter().map(record).collect()).await;
+    let patched = store
+        .patch(
+            events[1].id,
+            EventPatch {
+                add_tags: vec!["owner:zed".into()],
+                ..EventPatch::default()
+            },
+        )
+        .await
+        .expect("patch")
+        .expect("found");
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+    if let Ok(metadata) = std::fs::metadata(&wal) {
+        assert_eq!(
+            metadata.len(),
+            0,
+            "shutdown checkpoints and truncates the WAL"
+        );
+    }
+
+    let store = open(dir.path());
+    assert_eq!(store.count().await.expect("count"), 2);
+    assert_eq!(
+        store.get(events[0].id).await.expect("get"),
+        Some(events[0].clone())
+    );
+    assert_eq!(
+        store.get(events[1].id).await.expect("get"),
+        Some(patched.clone())
+    );
+    assert_eq!(
+        titles(&store, "", now()).await,
+        ["Config push", "Deploy api 1.0"]
+    );
+    assert_eq!(titles(&store, "zed", now()).await, ["Config push"]);
+    assert_eq!(
+        titles(&store, "tag:release:1.0", now()).await,
+        ["Deploy api 1.0"]
+    );
+    assert_eq!(
+        insert_one(&store, record(&submitted[0])).await,
+        InsertOutcome::Duplicate(events[0].clone()),
+        "idempotency keys survive a restart"
+    );
+    store.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn reopening_migrates_once() {
+    let dir = TempDir::new().expect("a temporary directory");
+    for _ in 0..3 {
+        let store = open(dir.path());
+        store.ping().await.expect("ping");
+        store.shutdown().await.expect("shutdown");
+    }
+    let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    let versions: Vec<i64> = connection
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .expect("prepare")
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(versions, [1], "each migration is recorded once");
+}
+
+#[tokio::test]
+async fn a_database_newer_than_this_build_is_refused() {
+    let dir = TempDir::new().expect("a temporary directory");
+    open(dir.path()).shutdown().await.expect("shutdown");
+    let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    connection
+        .execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', '')",
+            [],
+        )
+        .expect("insert");
+    drop(connection);
+    let error = SqliteStore::open(dir.path())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(error.to_string().contains("newer"), "{error}");
+}
+
+#[tokio::test]
+async fn the_writer_uses_wal_and_full_sync() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    let pragmas = store.writer_pragmas().await.expect("pragmas");
+    assert_eq!(pragmas.journal_mode, "wal");
+    assert_eq!(pragmas.synchronous, 2, "synchronous=FULL");
+    store.shutdown().await.expect("shutdown");
+    assert!(store.writer_pragmas().await.is_err());
+}
+
+/// Inserts racing a shutdown either succeed, and are then on disk, or fail as unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_insert_survives_a_shutdown() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = Arc::new(open(dir.path()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..16 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            // Insert until the store refuses: every task is still writing at shutdown.
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                let submitted = conformance::minimal(&format!("{task}-{n}"), now());
+                match insert_one_raw(&*store, record(&submitted)).await {
+                    Ok(event) => acknowledged.push(event),
+                    Err(StoreError::Unavailable(_)) => break,
+                    Err(other) => panic!("insert failed with {other:?}"),
+                }
+            }
+            acknowledged
+        });
+    }
+    while store.count().await.expect("count") < 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    store.shutdown().await.expect("shutdown");
+    let mut acknowledged = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        acknowledged.extend(result.expect("task"));
+    }
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(
+        store.count().await.expect("count"),
+        u64::try_from(acknowledged.len()).expect("small")
+    );
+    for event in acknowledged {
+        assert_eq!(store.get(event.id).await.expect("get"), Some(event));
+    }
+    store.shutdown().await.expect("shutdown");
+}
+
+async fn insert_one_raw(store: &dyn Store, record: InsertRecord) -> Result<Event, StoreError> {
+    let outcomes = store.insert(vec![record], BatchMode::Independent).await?;
+    match outcomes.into_iter().next() {
+        Some(InsertOutcome::Created(event)) => Ok(event),
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+/// A store dropped without shutdown can be opened again at once (its writer thread may still
+/// be finishing).
+#[tokio::test]
+async fn reopening_right_after_a_drop() {
+    let dir = TempDir::new().expect("a temporary directory");
+    for round in 0..5_u64 {
+        let store = open(dir.path());
+        assert_eq!(store.count().await.expect("count"), round);
+        create_all(&store, vec![record(&conformance::minimal("e", now()))]).await;
+        drop(store);
+    }
+    let store = open(dir.path());
+    assert_eq!(store.count().await.expect("count"), 5);
+    store.shutdown().await.expect("shutdown");
+}
