@@ -133,9 +133,14 @@ pub fn validate_new_event(value: &Value, limits: &Limits, now: Timestamp) -> Res
     let attributes = match object.get("attributes") {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => {
-            let size = serde_json::to_vec(map)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            let serialized = serde_json::to_string(map).unwrap_or_default();
+            if serialized.contains("\\u0000") {
+                return Err(ValidationError::new(
+                    "attributes",
+                    "must not contain NUL characters",
+                ));
+            }
+            let size = serialized.len();
             if size > MAX_ATTRIBUTES_BYTES {
                 return Err(ValidationError::new(
                     "attributes",
@@ -292,6 +297,13 @@ fn check_line(field: &str, text: &str, max: usize) -> Result<String> {
 }
 
 fn check_bytes(field: &str, text: &str, max: usize) -> Result<()> {
+    // NUL has no business in text, and PostgreSQL cannot store it.
+    if text.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
     if text.len() > max {
         return Err(ValidationError::new(
             field,
@@ -572,6 +584,24 @@ mod tests {
             refused(with("idempotency_key", json!("k".repeat(201)))).field,
             "idempotency_key"
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        assert_eq!(
+            refused(with("description", json!("a\u{0}b"))).field,
+            "description"
+        );
+        assert_eq!(refused(with("diff", json!("+a\u{0}\n"))).field, "diff");
+        assert_eq!(
+            refused(with("attributes", json!({"k": "a\u{0}"}))).field,
+            "attributes"
+        );
+        assert_eq!(
+            refused(with("attributes", json!({"k\u{0}": 1}))).field,
+            "attributes"
+        );
+        assert_eq!(refused(with("title", json!("a\u{0}"))).field, "title");
     }
 
     #[test]

@@ -257,23 +257,18 @@ fn insert_batch(
 
 fn insert_one(connection: &Connection, record: &InsertRecord) -> rusqlite::Result<InsertOutcome> {
     if let Some(key) = &record.event.idempotency_key {
-        let existing: Option<(i64, String, String)> = connection
-            .prepare_cached(
-                "SELECT seq, id, content_digest FROM events WHERE idempotency_key = ?1",
-            )?
-            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        let existing: Option<(i64, String)> = connection
+            .prepare_cached("SELECT seq, content_digest FROM events WHERE idempotency_key = ?1")?
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
-        if let Some((seq, id, digest)) = existing {
-            if digest == record.content_digest {
-                let original = load_event(connection, seq)?;
+        if let Some((seq, digest)) = existing {
+            let original = load_event(connection, seq)?;
+            if record.repeats(&digest, &original) {
                 return Ok(InsertOutcome::Duplicate(original));
             }
-            let existing = id.parse().map_err(|e: String| {
-                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-            })?;
             return Ok(InsertOutcome::Conflict {
                 idempotency_key: key.clone(),
-                existing,
+                existing: original.id,
             });
         }
     }

@@ -116,6 +116,10 @@ pub const CASES: &[Case] = &[
         run: |store| Box::pin(async move { idempotent_retry_returns_the_original(&*store).await }),
     },
     Case {
+        name: "reimported_export_is_a_duplicate",
+        run: |store| Box::pin(async move { reimported_export_is_a_duplicate(&*store).await }),
+    },
+    Case {
         name: "idempotency_key_with_other_content_conflicts",
         run: |store| {
             Box::pin(async move { idempotency_key_with_other_content_conflicts(&*store).await })
@@ -271,11 +275,7 @@ pub fn record(submitted: &Value) -> InsertRecord {
 pub fn record_at(submitted: &Value, recorded_at: Timestamp, submitted_by: &str) -> InsertRecord {
     let new_event = validate_new_event(submitted, &Limits::default(), recorded_at)
         .unwrap_or_else(|error| panic!("fixture {submitted} is refused: {error}"));
-    let content_digest = new_event.content_digest();
-    InsertRecord {
-        event: new_event.into_event(recorded_at, submitted_by),
-        content_digest,
-    }
+    InsertRecord::new(new_event, recorded_at, submitted_by)
 }
 
 /// The smallest valid submission: a title, a system, an author and a time.
@@ -1363,6 +1363,59 @@ pub async fn idempotent_retry_returns_the_original(store: &dyn Store) {
     assert_eq!(store.count().await.expect("count"), 2);
     let all = search(store, &EventFilter::all(query_now())).await;
     assert_eq!(all.len(), 2, "retries are not listed");
+}
+
+/// An exported event sent back (what `tfr import` does with an export) is recognised as the
+/// stored event: its `occurred_at` was filled in by the server and it may carry tags, links and
+/// `ended_at` added later, yet it is a duplicate, not a conflict.
+pub async fn reimported_export_is_a_duplicate(store: &dyn Store) {
+    let untimed = json!({"title": "Untimed", "system": "s", "author": "a",
+                         "tags": ["b", "a"], "idempotency_key": "export-1"});
+    let stored = create(
+        store,
+        record_at(&untimed, ts("2026-11-02T10:00:00Z"), "conformance"),
+    )
+    .await;
+    let patch = EventPatch {
+        ended_at: Some(ts("2026-11-02T11:00:00Z")),
+        add_tags: vec!["later".into()],
+        add_links: Vec::new(),
+    };
+    let patched = store
+        .patch(stored.id, patch)
+        .await
+        .expect("patch")
+        .expect("the event exists");
+    // The export form: every field as stored, read-only ones removed (as `tfr import` does).
+    let mut exported = serde_json::to_value(&patched).expect("serialize");
+    let object = exported.as_object_mut().expect("an object");
+    for read_only in ["id", "recorded_at", "submitted_by", "has_diff"] {
+        object.remove(read_only);
+    }
+    let reimport = record_at(&exported, ts("2026-11-20T00:00:00Z"), "importer");
+    assert_eq!(
+        insert_one(store, reimport).await,
+        InsertOutcome::Duplicate(patched.clone())
+    );
+    // The original submission retried after the patch is still a duplicate too.
+    assert_eq!(
+        insert_one(
+            store,
+            record_at(&untimed, ts("2026-11-03T00:00:00Z"), "conformance")
+        )
+        .await,
+        InsertOutcome::Duplicate(patched.clone())
+    );
+    // But an export whose content was changed is a conflict.
+    exported["title"] = json!("Edited");
+    assert_eq!(
+        insert_one(store, record(&exported)).await,
+        InsertOutcome::Conflict {
+            idempotency_key: "export-1".into(),
+            existing: patched.id,
+        }
+    );
+    assert_eq!(store.count().await.expect("count"), 1);
 }
 
 /// The same key with other content is a conflict naming the existing event; nothing is stored.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use tfr_core::query::Query;
-use tfr_core::{Event, EventId, EventPatch, ValidationError};
+use tfr_core::{Event, EventId, EventPatch, NewEvent, ValidationError};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -121,11 +121,54 @@ pub struct Page {
     pub next_cursor: Option<Cursor>,
 }
 
-/// An event ready to store, with the digest of its submitted content for idempotency.
+/// An event ready to store, with what idempotency needs to recognise a repeat of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InsertRecord {
     pub event: Event,
+    /// Digest of the content as submitted ([`NewEvent::content_digest`]).
     pub content_digest: String,
+    /// Whether the client gave `occurred_at` (otherwise it is the time of receipt).
+    pub occurred_at_given: bool,
+}
+
+impl InsertRecord {
+    /// Makes a validated submission ready to store, as received at `recorded_at` from
+    /// `submitted_by`.
+    pub fn new(submitted: NewEvent, recorded_at: Timestamp, submitted_by: &str) -> Self {
+        let content_digest = submitted.content_digest();
+        let occurred_at_given = submitted.occurred_at.is_some();
+        Self {
+            event: submitted.into_event(recorded_at, submitted_by),
+            content_digest,
+            occurred_at_given,
+        }
+    }
+
+    /// Whether this record is a repeat of `stored`, the event already holding its idempotency
+    /// key: either the same submission again (same digest: a retry, even after the stored event
+    /// was patched), or the stored event as it stands now (a re-imported export, which carries
+    /// the server's `occurred_at` and any tags, links or `ended_at` added since).
+    pub fn repeats(&self, stored_digest: &str, stored: &Event) -> bool {
+        if self.content_digest == stored_digest {
+            return true;
+        }
+        let event = &self.event;
+        (!self.occurred_at_given || event.occurred_at == stored.occurred_at)
+            && event.ended_at == stored.ended_at
+            && event.title == stored.title
+            && event.system == stored.system
+            && event.author == stored.author
+            && event.kind == stored.kind
+            && event.environment == stored.environment
+            && event.team == stored.team
+            && event.source == stored.source
+            && event.version == stored.version
+            && event.description == stored.description
+            && event.tags == stored.tags
+            && event.links == stored.links
+            && event.diff == stored.diff
+            && event.attributes == stored.attributes
+    }
 }
 
 /// How a batch treats its items.

@@ -74,11 +74,7 @@ fn prepare(
     now: Timestamp,
 ) -> Result<InsertRecord, ValidationError> {
     let new_event = validate_new_event(value, &state.config.limits, now)?;
-    let content_digest = new_event.content_digest();
-    Ok(InsertRecord {
-        event: new_event.into_event(now, ANONYMOUS),
-        content_digest,
-    })
+    Ok(InsertRecord::new(new_event, now, ANONYMOUS))
 }
 
 fn location(id: EventId) -> HeaderValue {
