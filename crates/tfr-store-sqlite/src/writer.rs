@@ -271,6 +271,22 @@ fn insert_one(connection: &Connection, record: &InsertRecord) -> rusqlite::Resul
                 existing: original.id,
             });
         }
+        if let Some(exported) = record.imported_from() {
+            let seq: Option<i64> = connection
+                .prepare_cached("SELECT seq FROM events WHERE id = ?1 AND idempotency_key IS NULL")?
+                .query_row([exported.to_string()], |row| row.get(0))
+                .optional()?;
+            if let Some(seq) = seq {
+                let original = load_event(connection, seq)?;
+                if record.repeats("", &original) {
+                    return Ok(InsertOutcome::Duplicate(original));
+                }
+                return Ok(InsertOutcome::Conflict {
+                    idempotency_key: key.clone(),
+                    existing: original.id,
+                });
+            }
+        }
     }
     rows::insert_event(connection, record)?;
     Ok(InsertOutcome::Created(record.event.clone()))

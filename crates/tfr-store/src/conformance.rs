@@ -120,6 +120,12 @@ pub const CASES: &[Case] = &[
         run: |store| Box::pin(async move { reimported_export_is_a_duplicate(&*store).await }),
     },
     Case {
+        name: "reimported_keyless_event_is_a_duplicate",
+        run: |store| {
+            Box::pin(async move { reimported_keyless_event_is_a_duplicate(&*store).await })
+        },
+    },
+    Case {
         name: "idempotency_key_with_other_content_conflicts",
         run: |store| {
             Box::pin(async move { idempotency_key_with_other_content_conflicts(&*store).await })
@@ -1416,6 +1422,44 @@ pub async fn reimported_export_is_a_duplicate(store: &dyn Store) {
         }
     );
     assert_eq!(store.count().await.expect("count"), 1);
+}
+
+/// An event stored without a key, exported and imported back into the same store, comes with
+/// the key `import:<its id>`: the store recognises it as that event.
+pub async fn reimported_keyless_event_is_a_duplicate(store: &dyn Store) {
+    let keyless = json!({"title": "No key", "system": "s", "author": "a",
+                         "occurred_at": "2026-11-02T10:00:00Z"});
+    let stored = create(store, record(&keyless)).await;
+    let mut exported = serde_json::to_value(&stored).expect("serialize");
+    let object = exported.as_object_mut().expect("an object");
+    for read_only in ["id", "recorded_at", "submitted_by", "has_diff"] {
+        object.remove(read_only);
+    }
+    exported["idempotency_key"] = json!(format!("import:{}", stored.id));
+    assert_eq!(
+        insert_one(store, record(&exported)).await,
+        InsertOutcome::Duplicate(stored.clone())
+    );
+    exported["title"] = json!("Edited");
+    assert_eq!(
+        insert_one(store, record(&exported)).await,
+        InsertOutcome::Conflict {
+            idempotency_key: format!("import:{}", stored.id),
+            existing: stored.id,
+        }
+    );
+    // An import key naming an event this store does not have is an ordinary new key.
+    let foreign = json!({"title": "From elsewhere", "system": "s", "author": "a",
+                         "idempotency_key": format!("import:{}", EventId::new())});
+    assert!(matches!(
+        insert_one(store, record(&foreign)).await,
+        InsertOutcome::Created(_)
+    ));
+    assert!(matches!(
+        insert_one(store, record(&foreign)).await,
+        InsertOutcome::Duplicate(_)
+    ));
+    assert_eq!(store.count().await.expect("count"), 2);
 }
 
 /// The same key with other content is a conflict naming the existing event; nothing is stored.

@@ -121,6 +121,9 @@ pub struct Page {
     pub next_cursor: Option<Cursor>,
 }
 
+/// The prefix of the idempotency keys `tfr import` derives from exported ids.
+pub const IMPORT_KEY_PREFIX: &str = "import:";
+
 /// An event ready to store, with what idempotency needs to recognise a repeat of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InsertRecord {
@@ -142,6 +145,19 @@ impl InsertRecord {
             content_digest,
             occurred_at_given,
         }
+    }
+
+    /// The event this record was exported from, when its idempotency key is
+    /// `import:<id>` — the key `tfr import` gives an exported event that had none. A store
+    /// treats such a record as keyed by that event too, so importing an export back into the
+    /// server it came from creates nothing twice.
+    pub fn imported_from(&self) -> Option<EventId> {
+        self.event
+            .idempotency_key
+            .as_deref()?
+            .strip_prefix(IMPORT_KEY_PREFIX)?
+            .parse()
+            .ok()
     }
 
     /// Whether this record is a repeat of `stored`, the event already holding its idempotency

@@ -77,8 +77,8 @@ pub fn prepare_line(line: &[u8]) -> Prepared {
         matches!(object.get("idempotency_key"), Some(Value::String(key)) if !key.trim().is_empty());
     if !has_key {
         let key = match id.filter(|id| !id.trim().is_empty()) {
-            Some(id) => format!("import:{id}"),
-            None => format!("import:{}", sha256_hex(line)),
+            Some(id) => format!("{}{id}", tfr_store::IMPORT_KEY_PREFIX),
+            None => format!("{}{}", tfr_store::IMPORT_KEY_PREFIX, sha256_hex(line)),
         };
         object.insert("idempotency_key".to_owned(), Value::String(key));
     }
