@@ -17,12 +17,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tfr_core::stats::{GroupField, QUARTER_MICROS};
 use tfr_core::{Event, EventId, EventPatch};
 use tfr_store::{
     AroundRequest, BatchMode, Cursor, EventFilter, InsertOutcome, InsertRecord, Order, Page,
-    PageRequest, Store, StoreError, StoreResult,
+    PageRequest, QuarterCount, STREAM_BUFFER, Store, StoreError, StoreResult, StoredEvent,
+    StreamPosition, TimelineEntry, ValueCount,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 #[doc(hidden)]
 pub use crate::writer::WriterPragmas;
@@ -64,6 +66,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Command>,
     readers: Arc<Readers>,
     closed: AtomicBool,
+    stream: broadcast::Sender<Arc<StoredEvent>>,
 }
 
 impl SqliteStore {
@@ -101,14 +104,19 @@ impl SqliteStore {
         readers.give_back(first);
 
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
+        let (stream, _) = broadcast::channel(STREAM_BUFFER);
         std::thread::Builder::new()
             .name("tfr-sqlite-writer".into())
-            .spawn(move || writer::run(connection, receiver))
+            .spawn({
+                let stream = stream.clone();
+                move || writer::run(connection, receiver, stream)
+            })
             .map_err(OpenError::Writer)?;
         Ok(Self {
             writer: sender,
             readers,
             closed: AtomicBool::new(false),
+            stream,
         })
     }
 
@@ -171,6 +179,18 @@ pub(crate) fn sqlite_error(error: rusqlite::Error) -> StoreError {
             StoreError::Unavailable(error.to_string())
         }
         _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+/// The column a field is grouped by, over `events e`.
+fn group_column(field: GroupField) -> &'static str {
+    match field {
+        GroupField::Kind => "e.kind",
+        GroupField::System => "e.system",
+        GroupField::Author => "e.author",
+        GroupField::Team => "e.team",
+        GroupField::Environment => "e.environment",
+        GroupField::Source => "e.source",
     }
 }
 
@@ -386,5 +406,162 @@ impl Store for SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::Internal("the writer stopped during shutdown".into()))?
+    }
+
+    async fn quarter_counts(
+        &self,
+        filter: &EventFilter,
+        group: Option<GroupField>,
+    ) -> StoreResult<Vec<QuarterCount>> {
+        let condition = sql::compile(filter);
+        let group_column = group.map_or("NULL", group_column);
+        // Floor division, so that instants before 1970 fall in the right quarter.
+        let text = format!(
+            "SELECT CASE WHEN e.occurred_at >= 0 THEN e.occurred_at / {QUARTER_MICROS} \
+             ELSE (e.occurred_at + 1) / {QUARTER_MICROS} - 1 END AS quarter, {group_column}, count(*) \
+             FROM events e WHERE {} GROUP BY 1, 2",
+            condition.where_sql()
+        );
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&text)?;
+            statement
+                .query_map(rusqlite::params_from_iter(condition.params), |row| {
+                    Ok(QuarterCount {
+                        quarter: row.get(0)?,
+                        group: row.get(1)?,
+                        count: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn top_values(
+        &self,
+        filter: &EventFilter,
+        field: GroupField,
+        limit: usize,
+    ) -> StoreResult<Vec<ValueCount>> {
+        let mut condition = sql::compile(filter);
+        let column = group_column(field);
+        condition.and(&format!("{column} IS NOT NULL"), []);
+        let text = format!(
+            "SELECT {column}, count(*) AS n FROM events e WHERE {} \
+             GROUP BY {column} ORDER BY n DESC, {column} LIMIT {limit}",
+            condition.where_sql()
+        );
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&text)?;
+            statement
+                .query_map(rusqlite::params_from_iter(condition.params), |row| {
+                    Ok(ValueCount {
+                        value: row.get(0)?,
+                        count: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn timeline(
+        &self,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineEntry>> {
+        let condition = sql::compile(filter);
+        let text = format!(
+            "SELECT e.occurred_at, e.id FROM events e WHERE {} \
+             ORDER BY e.occurred_at, e.id LIMIT {limit}",
+            condition.where_sql()
+        );
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&text)?;
+            statement
+                .query_map(rusqlite::params_from_iter(condition.params), |row| {
+                    let micros: i64 = row.get(0)?;
+                    let id: String = row.get(1)?;
+                    let conversion = |index, message: String| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            index,
+                            rusqlite::types::Type::Text,
+                            message.into(),
+                        )
+                    };
+                    Ok(TimelineEntry {
+                        occurred_at: jiff::Timestamp::from_microsecond(micros)
+                            .map_err(|e| conversion(0, e.to_string()))?,
+                        id: id.parse().map_err(|e| conversion(1, e))?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn get_many(&self, ids: &[EventId]) -> StoreResult<Vec<Event>> {
+        let ids: Vec<String> = ids.iter().map(EventId::to_string).collect();
+        self.read(move |connection| {
+            let mut events = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(500) {
+                let text = format!(
+                    "SELECT {} {} WHERE e.id IN ({})",
+                    rows::select_list(false),
+                    rows::from_clause(false),
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut statement = connection.prepare(&text)?;
+                let found = statement
+                    .query_map(rusqlite::params_from_iter(chunk), |row| {
+                        rows::event_from_row(row, false)
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                events.extend(found);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.stream.subscribe()
+    }
+
+    async fn stored_since(
+        &self,
+        after: StreamPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let after = i64::try_from(after.0).unwrap_or(i64::MAX);
+        let text = format!(
+            "SELECT {}, e.seq {} WHERE e.seq > ?1 ORDER BY e.seq LIMIT {limit}",
+            rows::select_list(false),
+            rows::from_clause(false)
+        );
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&text)?;
+            statement
+                .query_map([after], |row| {
+                    Ok(StoredEvent {
+                        event: rows::event_from_row(row, false)?,
+                        position: StreamPosition(
+                            u64::try_from(row.get::<_, i64>(rows::COLUMN_COUNT)?).unwrap_or(0),
+                        ),
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn stream_head(&self) -> StoreResult<StreamPosition> {
+        self.read(|connection| {
+            connection
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+                .query_row([], |row| row.get::<_, i64>(0))
+        })
+        .await
+        .map(|seq| StreamPosition(u64::try_from(seq).unwrap_or(0)))
     }
 }

@@ -12,6 +12,9 @@ pub const COLUMNS: &str = "e.id, e.occurred_at, e.ended_at, e.recorded_at, e.tit
     e.author, e.kind, e.environment, e.team, e.source, e.version, e.description, e.tags, \
     e.links, e.has_diff, e.attributes, e.idempotency_key, e.submitted_by";
 
+/// How many columns [`COLUMNS`] lists: the index of the first column after them.
+pub const COLUMN_COUNT: usize = 19;
+
 /// The `FROM` clause, with or without the diff.
 pub fn from_clause(include_diffs: bool) -> &'static str {
     if include_diffs {

@@ -5,10 +5,14 @@
 //! Each request runs inside its own savepoint, so one request failing (or an all-or-nothing
 //! batch conflicting) never affects the others sharing the transaction.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tfr_core::{Event, EventId, EventPatch};
-use tfr_store::{BatchMode, InsertOutcome, InsertRecord, StoreError, StoreResult};
-use tokio::sync::{mpsc, oneshot};
+use tfr_store::{
+    BatchMode, InsertOutcome, InsertRecord, StoreError, StoreResult, StoredEvent, StreamPosition,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::rows;
 use crate::sqlite_error;
@@ -102,7 +106,11 @@ impl Pending {
 
 /// Runs the writer loop until every sender is gone or a shutdown was asked and the queue
 /// drained. Meant to run on its own thread.
-pub fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Command>) {
+pub fn run(
+    mut connection: Connection,
+    mut receiver: mpsc::Receiver<Command>,
+    stream: broadcast::Sender<Arc<StoredEvent>>,
+) {
     let mut shutdown_replies = Vec::new();
     while let Some(first) = receiver.blocking_recv() {
         let mut group = Vec::new();
@@ -128,7 +136,7 @@ pub fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Command>) {
             }
         }
         if !group.is_empty() {
-            commit_group(&mut connection, group);
+            commit_group(&mut connection, group, &stream);
         }
     }
     let result = connection
@@ -146,7 +154,11 @@ pub fn run(mut connection: Connection, mut receiver: mpsc::Receiver<Command>) {
     }
 }
 
-fn commit_group(connection: &mut Connection, group: Vec<Write>) {
+fn commit_group(
+    connection: &mut Connection,
+    group: Vec<Write>,
+    stream: &broadcast::Sender<Arc<StoredEvent>>,
+) {
     let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
     {
         Ok(transaction) => transaction,
@@ -160,7 +172,7 @@ fn commit_group(connection: &mut Connection, group: Vec<Write>) {
         }
     };
     let mut pending = Vec::with_capacity(group.len());
-    let mut created_total: i64 = 0;
+    let mut stored = Vec::new();
     for command in group {
         match command {
             Write::Insert {
@@ -168,10 +180,11 @@ fn commit_group(connection: &mut Connection, group: Vec<Write>) {
                 mode,
                 reply,
             } => {
-                let result = insert_batch(&mut transaction, &records, mode);
-                if let Ok(outcomes) = &result {
-                    created_total += created_count(outcomes, mode);
-                }
+                let result =
+                    insert_batch(&mut transaction, &records, mode).map(|(outcomes, created)| {
+                        stored.extend(created);
+                        outcomes
+                    });
                 pending.push(Pending::Insert(reply, result));
             }
             Write::Patch { id, patch, reply } => {
@@ -180,6 +193,7 @@ fn commit_group(connection: &mut Connection, group: Vec<Write>) {
             }
         }
     }
+    let created_total = i64::try_from(stored.len()).unwrap_or(i64::MAX);
     let committed = bump_event_counter(&transaction, created_total)
         .and_then(|()| transaction.commit())
         .map_err(|error| error.to_string());
@@ -189,17 +203,12 @@ fn commit_group(connection: &mut Connection, group: Vec<Write>) {
     for reply in pending {
         reply.send(committed.as_ref().err().map(String::as_str));
     }
-}
-
-fn created_count(outcomes: &[InsertOutcome], mode: BatchMode) -> i64 {
-    if mode == BatchMode::AllOrNothing && has_conflict(outcomes) {
-        return 0;
+    if committed.is_ok() {
+        for event in stored {
+            // No subscriber is not an error.
+            let _ = stream.send(Arc::new(event));
+        }
     }
-    let created = outcomes
-        .iter()
-        .filter(|outcome| matches!(outcome, InsertOutcome::Created(_)))
-        .count();
-    i64::try_from(created).unwrap_or(i64::MAX)
 }
 
 fn has_conflict(outcomes: &[InsertOutcome]) -> bool {
@@ -230,32 +239,41 @@ fn fail(write: Write, message: &str) {
 }
 
 /// Inserts one request's records inside a savepoint. In all-or-nothing mode a conflict rolls
-/// the whole request back; the outcomes then say which items conflicted.
+/// the whole request back; the outcomes then say which items conflicted. Also returns the
+/// events actually stored, with their stream positions.
 fn insert_batch(
     transaction: &mut Transaction<'_>,
     records: &[InsertRecord],
     mode: BatchMode,
-) -> StoreResult<Vec<InsertOutcome>> {
+) -> StoreResult<(Vec<InsertOutcome>, Vec<StoredEvent>)> {
     let mut savepoint = transaction.savepoint().map_err(sqlite_error)?;
     let mut outcomes = Vec::with_capacity(records.len());
+    let mut stored = Vec::new();
     for record in records {
-        match insert_one(&savepoint, record) {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => {
-                // Dropping the savepoint rolls this request back.
-                return Err(sqlite_error(error));
-            }
+        // On error, dropping the savepoint rolls this request back.
+        let (outcome, seq) = insert_one(&savepoint, record).map_err(sqlite_error)?;
+        if let Some(seq) = seq {
+            stored.push(StoredEvent {
+                position: StreamPosition(u64::try_from(seq).unwrap_or(0)),
+                event: record.event.clone(),
+            });
         }
+        outcomes.push(outcome);
     }
     if mode == BatchMode::AllOrNothing && has_conflict(&outcomes) {
         savepoint.rollback().map_err(sqlite_error)?;
-        return Ok(outcomes);
+        return Ok((outcomes, Vec::new()));
     }
     savepoint.commit().map_err(sqlite_error)?;
-    Ok(outcomes)
+    Ok((outcomes, stored))
 }
 
-fn insert_one(connection: &Connection, record: &InsertRecord) -> rusqlite::Result<InsertOutcome> {
+/// Inserts one record unless its idempotency key says it is a repeat; returns the row number
+/// of a new event.
+fn insert_one(
+    connection: &Connection,
+    record: &InsertRecord,
+) -> rusqlite::Result<(InsertOutcome, Option<i64>)> {
     if let Some(key) = &record.event.idempotency_key {
         let existing: Option<(i64, String)> = connection
             .prepare_cached("SELECT seq, content_digest FROM events WHERE idempotency_key = ?1")?
@@ -263,13 +281,7 @@ fn insert_one(connection: &Connection, record: &InsertRecord) -> rusqlite::Resul
             .optional()?;
         if let Some((seq, digest)) = existing {
             let original = load_event(connection, seq)?;
-            if record.repeats(&digest, &original) {
-                return Ok(InsertOutcome::Duplicate(original));
-            }
-            return Ok(InsertOutcome::Conflict {
-                idempotency_key: key.clone(),
-                existing: original.id,
-            });
+            return Ok((repeat_or_conflict(record, &digest, original, key), None));
         }
         if let Some(exported) = record.imported_from() {
             let seq: Option<i64> = connection
@@ -278,18 +290,28 @@ fn insert_one(connection: &Connection, record: &InsertRecord) -> rusqlite::Resul
                 .optional()?;
             if let Some(seq) = seq {
                 let original = load_event(connection, seq)?;
-                if record.repeats("", &original) {
-                    return Ok(InsertOutcome::Duplicate(original));
-                }
-                return Ok(InsertOutcome::Conflict {
-                    idempotency_key: key.clone(),
-                    existing: original.id,
-                });
+                return Ok((repeat_or_conflict(record, "", original, key), None));
             }
         }
     }
-    rows::insert_event(connection, record)?;
-    Ok(InsertOutcome::Created(record.event.clone()))
+    let seq = rows::insert_event(connection, record)?;
+    Ok((InsertOutcome::Created(record.event.clone()), Some(seq)))
+}
+
+fn repeat_or_conflict(
+    record: &InsertRecord,
+    stored_digest: &str,
+    original: Event,
+    key: &str,
+) -> InsertOutcome {
+    if record.repeats(stored_digest, &original) {
+        InsertOutcome::Duplicate(original)
+    } else {
+        InsertOutcome::Conflict {
+            idempotency_key: key.to_owned(),
+            existing: original.id,
+        }
+    }
 }
 
 /// Reads one event by row number, with its diff.

@@ -4,10 +4,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use tfr_core::query::Query;
+use tfr_core::stats::GroupField;
 use tfr_core::{Event, EventId, EventPatch, NewEvent, ValidationError};
 
 #[cfg(feature = "conformance")]
@@ -236,6 +238,62 @@ pub struct AroundRequest {
     pub limit: usize,
 }
 
+/// Events counted in one quarter-hour (see [`tfr_core::stats`]), for one value of the
+/// grouping field (`None`: the event has no value, or no grouping was asked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarterCount {
+    /// Quarter-hours since the Unix epoch ([`tfr_core::stats::quarter_of`]).
+    pub quarter: i64,
+    pub group: Option<String>,
+    pub count: u64,
+}
+
+/// A value of a field and how many events have it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Where an event lies in time: what correlation needs of each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub occurred_at: Timestamp,
+    pub id: EventId,
+}
+
+/// A position in the order events were stored, which the live stream resumes from. Positions
+/// grow with each stored event; `0` is before the first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamPosition(pub u64);
+
+impl fmt::Display for StreamPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for StreamPosition {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.trim()
+            .parse()
+            .map(StreamPosition)
+            .map_err(|_| format!("'{text}' is not a stream position sent by this server"))
+    }
+}
+
+/// A newly stored event and its stream position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub position: StreamPosition,
+    pub event: Event,
+}
+
+/// How many stored events a subscriber may fall behind before it must catch up from the store.
+pub const STREAM_BUFFER: usize = 4096;
+
 /// Durable storage of events. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -268,6 +326,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes queued writes and leaves the store clean; later calls fail as unavailable.
     async fn shutdown(&self) -> StoreResult<()>;
+
+    /// Matching events counted per quarter-hour and, with `group`, per value of that field.
+    /// Histograms in any time zone are sums of these.
+    async fn quarter_counts(
+        &self,
+        filter: &EventFilter,
+        group: Option<GroupField>,
+    ) -> StoreResult<Vec<QuarterCount>>;
+
+    /// The most frequent values of `field` among matching events (events without a value are
+    /// not counted), most frequent first, ties by value.
+    async fn top_values(
+        &self,
+        filter: &EventFilter,
+        field: GroupField,
+        limit: usize,
+    ) -> StoreResult<Vec<ValueCount>>;
+
+    /// The time and id of matching events, oldest first, at most `limit`.
+    async fn timeline(&self, filter: &EventFilter, limit: usize)
+    -> StoreResult<Vec<TimelineEntry>>;
+
+    /// The events with these ids (without diffs), in no particular order; unknown ids are
+    /// skipped.
+    async fn get_many(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;
+
+    /// Every event stored from now on, as soon as it is durable. A receiver that falls more
+    /// than [`STREAM_BUFFER`] events behind gets `Lagged` and should catch up with
+    /// [`Store::stored_since`].
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<StoredEvent>>;
+
+    /// Events stored after `after`, in stored order, at most `limit` (without diffs).
+    async fn stored_since(
+        &self,
+        after: StreamPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// The position of the last stored event.
+    async fn stream_head(&self) -> StoreResult<StreamPosition>;
 }
 
 #[cfg(test)]

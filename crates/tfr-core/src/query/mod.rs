@@ -4,7 +4,9 @@
 //! so user text never becomes SQL text.
 
 mod ast;
+mod matches;
 mod parse;
 
 pub use ast::{Field, Matcher, Query, Term, TextPattern, ValuePattern};
+pub use matches::tokens;
 pub use parse::{MAX_QUERY_CHARS, MAX_TERMS, QueryError, parse};
