@@ -73,6 +73,76 @@ pub fn correlate(
     }
 }
 
+impl Correlation {
+    /// The finding in plain words, e.g. "8 of 10 changes matching A were followed within 1h
+    /// by B (baseline 11%): 7.3× more often than chance, p = 2e-7".
+    pub fn verdict(&self, window: &str) -> String {
+        let Some(hit_rate) = self.hit_rate else {
+            return "No event matches A in this range: there is nothing to correlate.".to_owned();
+        };
+        if self.baseline == 0.0 {
+            return format!(
+                "No event matching B follows any moment of the range within {window}: B never \
+                 happened after A ({} changes matching A).",
+                self.a_count
+            );
+        }
+        let changes = if self.a_count == 1 {
+            "change"
+        } else {
+            "changes"
+        };
+        let was = if self.a_count == 1 { "was" } else { "were" };
+        let head = format!(
+            "{} of {} {changes} matching A {was} followed within {window} by B (baseline {})",
+            self.hits,
+            self.a_count,
+            percent(self.baseline)
+        );
+        if self.baseline >= 0.999 {
+            return format!(
+                "{head}: B happens so often that almost every moment is followed by B within \
+                 {window}; use a shorter window to learn anything."
+            );
+        }
+        let lift = self.lift.unwrap_or(0.0);
+        let comparison = if hit_rate > self.baseline {
+            format!("{lift:.1}× more often than chance")
+        } else if hit_rate < self.baseline {
+            format!("less often than chance ({lift:.1}×)")
+        } else {
+            "exactly as often as chance".to_owned()
+        };
+        format!("{head}: {comparison}, p = {}", format_p_value(self.p_value))
+    }
+}
+
+/// A fraction as a percentage with the precision it deserves: `11%`, `0.4%`, `0.002%`.
+pub fn percent(fraction: f64) -> String {
+    let value = fraction * 100.0;
+    if value == 0.0 || value >= 10.0 {
+        format!("{value:.0}%")
+    } else if value >= 1.0 {
+        format!("{value:.1}%")
+    } else {
+        // Two significant digits below 1%.
+        let decimals = (1.0 - value.log10().floor()).clamp(1.0, 12.0) as usize;
+        format!("{value:.decimals$}%")
+    }
+}
+
+/// A p-value as people write it: `0.03`, `2e-7`, `< 1e-300`.
+pub fn format_p_value(p: f64) -> String {
+    if p <= 0.0 {
+        "< 1e-300".to_owned()
+    } else if p >= 0.001 {
+        let text = format!("{p:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        format!("{p:.0e}")
+    }
+}
+
 fn micros(duration: SignedDuration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
@@ -272,6 +342,46 @@ mod tests {
         assert_eq!(result.hit_rate, None);
         assert_eq!(result.lift, None);
         assert_eq!(result.p_value, 1.0);
+    }
+
+    #[test]
+    fn verdicts() {
+        let w = SignedDuration::from_mins(10);
+        // 8 of 10 A events followed by B; B otherwise rare.
+        let a: Vec<Timestamp> = (0..10).map(|i| at(i * 1000)).collect();
+        let b: Vec<Timestamp> = (0..8).map(|i| at(i * 1000 + 5)).collect();
+        let result = correlate(&a, &b, w, at(0), at(10_000));
+        assert_eq!(
+            result.verdict("10m"),
+            format!(
+                "8 of 10 changes matching A were followed within 10m by B (baseline 0.75%): 106.7× more often than chance, p = {}",
+                format_p_value(result.p_value)
+            )
+        );
+        assert!(result.p_value < 1e-12);
+        assert!(
+            correlate(&[], &b, w, at(0), at(10))
+                .verdict("10m")
+                .starts_with("No event matches A")
+        );
+        assert!(
+            correlate(&a, &[], w, at(0), at(10_000))
+                .verdict("10m")
+                .starts_with("No event matching B")
+        );
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(percent(0.11), "11%");
+        assert_eq!(percent(0.034), "3.4%");
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(0.0075), "0.75%");
+        assert_eq!(percent(0.000_021), "0.0021%");
+        assert_eq!(format_p_value(0.031_41), "0.031");
+        assert_eq!(format_p_value(0.5), "0.5");
+        assert_eq!(format_p_value(2.3e-7), "2e-7");
+        assert_eq!(format_p_value(0.0), "< 1e-300");
     }
 
     #[test]

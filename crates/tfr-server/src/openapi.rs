@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::api::{events, export, health};
+use crate::api::{correlate, events, export, health, stats, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,12 +20,17 @@ use crate::api::{events, export, health};
         events::last,
         events::around,
         export::export,
+        stream::stream,
+        stats::histogram,
+        stats::top,
+        correlate::correlate,
         health::healthz,
         health::readyz,
         health::metrics,
     ),
     tags(
         (name = "events", description = "Record and search facts"),
+        (name = "stats", description = "Statistics and correlation"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

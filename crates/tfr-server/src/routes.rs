@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::AppState;
-use crate::api::{events, export, health};
+use crate::api::{correlate, events, export, health, stats, stream};
 use crate::{metrics, openapi};
 
 /// Builds the application.
@@ -18,6 +18,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", post(events::create).get(events::list))
         .route("/api/v1/events/last", get(events::last))
         .route("/api/v1/events/around", get(events::around))
+        .route("/api/v1/stats/histogram", get(stats::histogram))
+        .route("/api/v1/stats/top", get(stats::top))
+        .route("/api/v1/correlate", get(correlate::correlate))
         .route(
             "/api/v1/events/{id}",
             get(events::get_one).patch(events::patch),
@@ -41,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             post(events::bulk).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/export", get(export::export))
+        .route("/api/v1/stream", get(stream::stream))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::record,

@@ -1,6 +1,9 @@
 //! Handlers, one module per resource.
 
+pub mod correlate;
 pub mod events;
 pub mod export;
 pub mod health;
 mod params;
+pub mod stats;
+pub mod stream;
