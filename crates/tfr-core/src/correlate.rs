@@ -371,6 +371,36 @@ mod tests {
         );
     }
 
+    /// The worked example of `docs/correlation.md`.
+    #[test]
+    fn worked_example_of_the_docs() {
+        let day = |d: i64, h: i64, m: i64| at((d - 1) * 1440 + h * 60 + m);
+        let a: Vec<Timestamp> = (1..=10).map(|d| day(d, 10, 0)).collect();
+        let mut b: Vec<Timestamp> = (1..=8).map(|d| day(d, 10, 10)).collect();
+        b.push(day(3, 3, 0));
+        b.push(day(9, 18, 0));
+        b.sort();
+        let result = correlate(
+            &a,
+            &b,
+            SignedDuration::from_hours(1),
+            day(1, 0, 0),
+            day(11, 0, 0),
+        );
+        assert_eq!((result.hits, result.a_count, result.b_count), (8, 10, 10));
+        assert!(close(result.baseline, 1.0 / 24.0));
+        assert!((result.lift.unwrap() - 19.2).abs() < 1e-9);
+        let q: f64 = 23.0 / 24.0;
+        let p: f64 = 1.0 / 24.0;
+        let exact = 45.0 * p.powi(8) * q.powi(2) + 10.0 * p.powi(9) * q + p.powi(10);
+        assert!((result.p_value - exact).abs() < 1e-12 * exact);
+        assert!((result.p_value - 3.790_965e-10).abs() < 1e-15);
+        assert_eq!(
+            result.verdict("1h"),
+            "8 of 10 changes matching A were followed within 1h by B (baseline 4.2%): 19.2× more often than chance, p = 4e-10"
+        );
+    }
+
     #[test]
     fn number_formats() {
         assert_eq!(percent(0.11), "11%");

@@ -49,7 +49,7 @@ impl FromStr for EventId {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Uuid::parse_str(text)
             .map(Self)
-            .map_err(|_| format!("'{text}' is not an event id (a UUID)"))
+            .map_err(|_| format!("'{}' is not an event id (a UUID)", crate::clip(text)))
     }
 }
 

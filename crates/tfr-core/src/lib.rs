@@ -10,4 +10,14 @@ pub mod time;
 pub mod validate;
 
 pub use event::{Event, EventId, EventPatch, Link, NewEvent};
+
+/// User text quoted in an error message, cut to 64 characters: errors name what was wrong
+/// without echoing (possibly megabytes of) input back.
+pub fn clip(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 pub use validate::{Limits, ValidationError};

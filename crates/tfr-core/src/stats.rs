@@ -97,7 +97,8 @@ impl FromStr for Interval {
             "week" => Ok(Interval::Week),
             "month" => Ok(Interval::Month),
             _ => Err(format!(
-                "'{text}' is not an interval; use hour, day, week or month"
+                "'{}' is not an interval; use hour, day, week or month",
+                crate::clip(text)
             )),
         }
     }
@@ -191,7 +192,8 @@ impl FromStr for GroupField {
             .find(|field| field.name() == text)
             .ok_or_else(|| {
                 format!(
-                    "'{text}' cannot be grouped by; use kind, system, author, team, environment or source"
+                    "'{}' cannot be grouped by; use kind, system, author, team, environment or source",
+                    crate::clip(text)
                 )
             })
     }

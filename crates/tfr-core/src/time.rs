@@ -6,6 +6,8 @@
 
 use jiff::{SignedDuration, Timestamp, civil::Date, tz::TimeZone};
 
+use crate::clip;
+
 /// Parses an RFC 3339 timestamp. An offset (`Z` or `+02:00`) is required: a wall-clock time
 /// without one names no instant, and guessing would record the wrong moment.
 pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
@@ -13,10 +15,12 @@ pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     match text.parse::<Timestamp>() {
         Ok(ts) => Ok(truncate_to_micros(ts)),
         Err(_) if looks_offsetless(text) => Err(format!(
-            "timestamp '{text}' has no UTC offset; add 'Z' or an offset such as '+02:00'"
+            "timestamp '{}' has no UTC offset; add 'Z' or an offset such as '+02:00'",
+            clip(text)
         )),
         Err(_) => Err(format!(
-            "'{text}' is not an RFC 3339 timestamp (e.g. 2026-11-02T14:05:00Z)"
+            "'{}' is not an RFC 3339 timestamp (e.g. 2026-11-02T14:05:00Z)",
+            clip(text)
         )),
     }
 }
@@ -34,7 +38,10 @@ pub fn parse_time_bound(text: &str) -> Result<Timestamp, String> {
             .map_err(|e| format!("date '{text}' is out of range: {e}"));
     }
     parse_timestamp(text).map_err(|_| {
-        format!("'{text}' is neither a date (2026-11-01) nor an RFC 3339 timestamp (2026-11-01T14:05:00Z)")
+        format!(
+            "'{}' is neither a date (2026-11-01) nor an RFC 3339 timestamp (2026-11-01T14:05:00Z)",
+            clip(text)
+        )
     })
 }
 
@@ -43,7 +50,8 @@ pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let text = text.trim();
     let expected = || {
         format!(
-            "'{text}' is not a duration; expected a number and a unit s, m, h, d or w (e.g. 30m, 7d)"
+            "'{}' is not a duration; expected a number and a unit s, m, h, d or w (e.g. 30m, 7d)",
+            clip(text)
         )
     };
     let unit_at = text
@@ -65,7 +73,7 @@ pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
         .checked_mul(seconds_per_unit)
         .filter(|seconds| *seconds <= MAX_SECONDS)
         .map(SignedDuration::from_secs)
-        .ok_or_else(|| format!("duration '{text}' is too long"))
+        .ok_or_else(|| format!("duration '{}' is too long", clip(text)))
 }
 
 /// Drops sub-microsecond precision.

@@ -94,7 +94,7 @@ pub fn validate_new_event(value: &Value, limits: &Limits, now: Timestamp) -> Res
         }
         if !EVENT_FIELDS.contains(&key.as_str()) {
             return Err(ValidationError::new(
-                key.as_str(),
+                crate::clip(key),
                 unknown_field_message(key, EVENT_FIELDS),
             ));
         }
@@ -134,7 +134,10 @@ pub fn validate_new_event(value: &Value, limits: &Limits, now: Timestamp) -> Res
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => {
             let serialized = serde_json::to_string(map).unwrap_or_default();
-            if serialized.contains("\\u0000") {
+            if map
+                .iter()
+                .any(|(key, value)| key.contains('\0') || contains_nul(value))
+            {
                 return Err(ValidationError::new(
                     "attributes",
                     "must not contain NUL characters",
@@ -187,7 +190,7 @@ pub fn validate_patch(value: &Value) -> Result<EventPatch> {
             } else {
                 unknown_field_message(key, PATCH_FIELDS)
             };
-            return Err(ValidationError::new(key.as_str(), message));
+            return Err(ValidationError::new(crate::clip(key), message));
         }
     }
     let patch = EventPatch {
@@ -218,9 +221,22 @@ pub fn check_kind(kind: &str) -> Result<()> {
         Err(ValidationError::new(
             "kind",
             format!(
-                "'{kind}' is not a lowercase slug (a-z, 0-9, '_', '-'; at most {MAX_KIND_CHARS} chars), e.g. deploy, config, feature_flag"
+                "'{}' is not a lowercase slug (a-z, 0-9, '_', '-'; at most {MAX_KIND_CHARS} chars), e.g. deploy, config, feature_flag",
+                crate::clip(kind)
             ),
         ))
+    }
+}
+
+/// Whether any string or key inside a JSON value holds a NUL character.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        _ => false,
     }
 }
 
@@ -434,8 +450,15 @@ fn check_url(field: &str, text: &str) -> Result<String> {
             format!("is longer than {MAX_URL_CHARS} characters"),
         ));
     }
-    let parsed = url::Url::parse(text)
-        .map_err(|e| ValidationError::new(field, format!("'{text}' is not a URL: {e}")))?;
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain spaces or control characters (percent-encode them)",
+        ));
+    }
+    let parsed = url::Url::parse(text).map_err(|e| {
+        ValidationError::new(field, format!("'{}' is not a URL: {e}", crate::clip(text)))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(ValidationError::new(
             field,
@@ -584,6 +607,56 @@ mod tests {
             refused(with("idempotency_key", json!("k".repeat(201)))).field,
             "idempotency_key"
         );
+    }
+
+    #[test]
+    fn echoed_input_is_clipped() {
+        let long = "K".repeat(100_000);
+        let err = refused(with("kind", json!(long)));
+        assert!(err.message.len() < 300, "{}", err.message.len());
+        let mut event = minimal();
+        event[long.as_str()] = json!(1);
+        let err = refused(event);
+        assert!(err.field.chars().count() <= 65);
+        let err = refused(with("occurred_at", json!("x".repeat(100_000))));
+        assert!(err.message.len() < 300);
+    }
+
+    #[test]
+    fn link_urls_without_spaces_or_control_characters() {
+        for bad in [
+            "https://ex\nample.com/",
+            "https://example.com/a b",
+            "https://example.com/\u{7}",
+        ] {
+            assert_eq!(
+                refused(with("links", json!([bad]))).field,
+                "links[0].url",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_literal_backslash_u0000_in_attributes_is_fine() {
+        assert!(
+            valid(with("attributes", json!({"k": "\\u0000"})))
+                .attributes
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn digest_does_not_depend_on_attribute_order() {
+        let a: Value = serde_json::from_str(
+            r#"{"title":"t","system":"s","author":"a","attributes":{"x":1,"y":{"b":2,"a":1}}}"#,
+        )
+        .unwrap();
+        let b: Value = serde_json::from_str(
+            r#"{"title":"t","system":"s","author":"a","attributes":{"y":{"a":1,"b":2},"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(valid(a).content_digest(), valid(b).content_digest());
     }
 
     #[test]

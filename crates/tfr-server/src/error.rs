@@ -131,11 +131,17 @@ impl ApiError {
     }
 }
 
+/// What a client is told when the store is down: the detail (database text) is only logged.
+pub const STORE_UNAVAILABLE: &str = "the store is unavailable; retry shortly";
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Invalid(invalid) => ApiError::InvalidEvent(invalid),
-            StoreError::Unavailable(message) => ApiError::Unavailable(message),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                ApiError::Unavailable(STORE_UNAVAILABLE.to_owned())
+            }
             StoreError::Internal(message) => ApiError::Internal(message),
         }
     }
@@ -150,10 +156,8 @@ impl From<QueryError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        match &self {
-            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
-            ApiError::Unavailable(detail) => tracing::warn!(%detail, "store unavailable"),
-            _ => {}
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
         }
         let mut response = (status, Json(json!({"error": self.body()}))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

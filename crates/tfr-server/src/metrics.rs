@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -163,8 +164,15 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     response
 }
 
-/// Answers `503` with a JSON error when a handler takes longer than the configured timeout.
+/// Answers `503` with a JSON error when a read takes longer than the configured timeout.
+///
+/// Writes are not cut short: once a write is queued for the store it will be committed, and
+/// answering "failed" for a write that then lands would invite a duplicate on retry. They are
+/// bounded by the store's own busy timeout instead.
 pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return next.run(request).await;
+    }
     let limit = state.config.request_timeout;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,

@@ -194,6 +194,12 @@ fn group_column(field: GroupField) -> &'static str {
     }
 }
 
+/// A limit as SQL text: SQLite reads an integer literal beyond `i64` as a real number, which
+/// `LIMIT` refuses ("datatype mismatch"), so the largest limits are clamped to `i64::MAX`.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// A pool of read-only connections.
 struct Readers {
     path: PathBuf,
@@ -445,6 +451,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ValueCount>> {
         let mut condition = sql::compile(filter);
         let column = group_column(field);
+        let limit = sql_limit(limit);
         condition.and(&format!("{column} IS NOT NULL"), []);
         let text = format!(
             "SELECT {column}, count(*) AS n FROM events e WHERE {} \
@@ -470,6 +477,7 @@ impl Store for SqliteStore {
         filter: &EventFilter,
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>> {
+        let limit = sql_limit(limit);
         let condition = sql::compile(filter);
         let text = format!(
             "SELECT e.occurred_at, e.id FROM events e WHERE {} \
@@ -534,6 +542,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<StoredEvent>> {
         let after = i64::try_from(after.0).unwrap_or(i64::MAX);
+        let limit = sql_limit(limit);
         let text = format!(
             "SELECT {}, e.seq {} WHERE e.seq > ?1 ORDER BY e.seq LIMIT {limit}",
             rows::select_list(false),

@@ -126,8 +126,11 @@ fn field_condition(field: Field, values: &[ValuePattern]) -> (String, Vec<Value>
     let column = column(field);
     let normalize = |value: &str| -> String {
         match field {
-            // Ids are stored lowercase; accept them as pasted.
-            Field::Id => value.to_ascii_lowercase(),
+            // Ids are stored hyphenated and lowercase; accept any form of a whole id as
+            // pasted (upper case, or the hyphen-less form cursors use).
+            Field::Id => value
+                .parse::<tfr_core::EventId>()
+                .map_or_else(|_| value.to_ascii_lowercase(), |id| id.to_string()),
             _ => value.to_owned(),
         }
     };

@@ -255,7 +255,11 @@ fn insert_batch(
         if let Some(seq) = seq {
             stored.push(StoredEvent {
                 position: StreamPosition(u64::try_from(seq).unwrap_or(0)),
-                event: record.event.clone(),
+                // Published as lists and `stored_since` read it: without the diff.
+                event: Event {
+                    diff: None,
+                    ..record.event.clone()
+                },
             });
         }
         outcomes.push(outcome);

@@ -31,12 +31,15 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
+use tfr_core::stats::{GroupField, quarter_of};
 use tfr_core::validate::validate_new_event;
 use tfr_core::{Event, EventId, EventPatch, Limits, Link, query};
+use tokio::sync::broadcast;
 
 use crate::{
     AroundRequest, BatchMode, Cursor, EventFilter, InsertOutcome, InsertRecord, MAX_BATCH,
-    MAX_PAGE_SIZE, Order, PageRequest, Store, StoreError,
+    MAX_PAGE_SIZE, Order, PageRequest, QuarterCount, STREAM_BUFFER, Store, StoreError, StoredEvent,
+    StreamPosition, TimelineEntry, ValueCount,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +187,52 @@ pub const CASES: &[Case] = &[
     Case {
         name: "concurrent_retries_of_one_key_create_one_event",
         run: |store| Box::pin(concurrent_retries_of_one_key_create_one_event(store)),
+    },
+    Case {
+        name: "quarter_counts_floor_at_boundaries",
+        run: |store| Box::pin(async move { quarter_counts_floor_at_boundaries(&*store).await }),
+    },
+    Case {
+        name: "quarter_counts_group_by_each_field",
+        run: |store| Box::pin(async move { quarter_counts_group_by_each_field(&*store).await }),
+    },
+    Case {
+        name: "quarter_counts_honour_the_filter",
+        run: |store| Box::pin(async move { quarter_counts_honour_the_filter(&*store).await }),
+    },
+    Case {
+        name: "top_values_order_limit_and_nulls",
+        run: |store| Box::pin(async move { top_values_order_limit_and_nulls(&*store).await }),
+    },
+    Case {
+        name: "top_values_honour_the_filter",
+        run: |store| Box::pin(async move { top_values_honour_the_filter(&*store).await }),
+    },
+    Case {
+        name: "timeline_is_oldest_first_with_limit_and_filter",
+        run: |store| {
+            Box::pin(async move { timeline_is_oldest_first_with_limit_and_filter(&*store).await })
+        },
+    },
+    Case {
+        name: "get_many_returns_exactly_the_known_ids",
+        run: |store| Box::pin(async move { get_many_returns_exactly_the_known_ids(&*store).await }),
+    },
+    Case {
+        name: "get_many_with_more_than_500_ids",
+        run: |store| Box::pin(async move { get_many_with_more_than_500_ids(&*store).await }),
+    },
+    Case {
+        name: "stream_publishes_each_created_event_once_in_commit_order",
+        run: |store| {
+            Box::pin(stream_publishes_each_created_event_once_in_commit_order(
+                store,
+            ))
+        },
+    },
+    Case {
+        name: "stream_lagging_subscriber_catches_up",
+        run: |store| Box::pin(async move { stream_lagging_subscriber_catches_up(&*store).await }),
     },
     Case {
         name: "shutdown_makes_the_store_unavailable",
@@ -2251,8 +2300,1197 @@ pub async fn shutdown_makes_the_store_unavailable(store: &dyn Store) {
     );
     assert_unavailable("count", store.count().await);
     assert_unavailable("ping", store.ping().await);
+    let all = EventFilter::all(now);
+    assert_unavailable("quarter_counts", store.quarter_counts(&all, None).await);
+    assert_unavailable(
+        "top_values",
+        store.top_values(&all, GroupField::System, 10).await,
+    );
+    assert_unavailable("timeline", store.timeline(&all, 10).await);
+    assert_unavailable("get_many", store.get_many(&[event.id]).await);
+    assert_unavailable(
+        "stored_since",
+        store.stored_since(StreamPosition(0), 10).await,
+    );
+    assert_unavailable("stream_head", store.stream_head().await);
     store
         .shutdown()
         .await
         .expect("a second shutdown is harmless");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics: quarter counts, top values, timeline
+// ---------------------------------------------------------------------------------------------
+
+/// The quarter-hour `2026-11-01T10:00:00Z` falls in.
+const Q_2026_11_01_10H: i64 = 1_992_808;
+
+/// Fourteen events spread over quarter boundaries, before 1970 and far apart, with values
+/// whose order differs between byte order and natural-language collations (`B` < `a`,
+/// `z` < `é`), and without team, environment or source (or with them empty, which is the
+/// same). Inserted out of time order; `s6` and `s7` share a time and `s7` has the smaller id.
+async fn stats_fixture(store: &dyn Store) -> BTreeMap<String, Event> {
+    #[allow(clippy::type_complexity)]
+    let rows: [(&str, &str, &str, &str, &str, &str, &str, &str, &[&str]); 14] = [
+        // title, occurred_at, system, author, kind, environment, team, source, tags
+        (
+            "s14",
+            "9999-12-30T00:00:00Z",
+            "far",
+            "frank",
+            "",
+            "",
+            "",
+            "",
+            &[],
+        ),
+        (
+            "s1",
+            "2026-11-01T10:00:00Z",
+            "api",
+            "alice",
+            "deploy",
+            "production",
+            "video",
+            "github",
+            &["release"],
+        ),
+        (
+            "s8",
+            "1969-12-31T23:59:59.999999Z",
+            "é",
+            "dave",
+            "",
+            "",
+            "",
+            "",
+            &[],
+        ),
+        (
+            "s2",
+            "2026-11-01T10:14:59.999999Z",
+            "api",
+            "alice",
+            "deploy",
+            "production",
+            "video",
+            "github",
+            &[],
+        ),
+        (
+            "s3",
+            "2026-11-01T10:15:00Z",
+            "api",
+            "bob",
+            "config",
+            "staging",
+            "core",
+            "cli",
+            &[],
+        ),
+        (
+            "s13",
+            "0001-01-01T00:00:00Z",
+            "legacy",
+            "frank",
+            "",
+            "",
+            "",
+            "",
+            &[],
+        ),
+        (
+            "s4",
+            "2026-11-01T10:29:59.999999Z",
+            "B",
+            "bob",
+            "config",
+            "",
+            "core",
+            "",
+            &[],
+        ),
+        (
+            "s6",
+            "2026-11-01T11:07:30Z",
+            "a",
+            "carol",
+            "flag",
+            "production",
+            "",
+            "",
+            &[],
+        ),
+        (
+            "s5",
+            "2026-11-01T11:00:00Z",
+            "B",
+            "carol",
+            "",
+            "",
+            "",
+            "webhook",
+            &["release"],
+        ),
+        (
+            "s7",
+            "2026-11-01T11:07:30Z",
+            "a",
+            "dave",
+            "flag",
+            "production",
+            "video",
+            "cli",
+            &[],
+        ),
+        (
+            "s9",
+            "1969-12-31T23:45:00Z",
+            "é",
+            "erin",
+            "deploy",
+            "staging",
+            "core",
+            "github",
+            &[],
+        ),
+        (
+            "s10",
+            "1969-12-31T23:44:59.999999Z",
+            "z",
+            "erin",
+            "deploy",
+            "",
+            "",
+            "",
+            &[],
+        ),
+        (
+            "s11",
+            "1970-01-01T00:00:00Z",
+            "z",
+            "frank",
+            "infra",
+            "",
+            "ops",
+            "cli",
+            &[],
+        ),
+        (
+            "s12",
+            "1969-07-20T20:17:40Z",
+            "db",
+            "frank",
+            "infra",
+            "",
+            "",
+            "",
+            &[],
+        ),
+    ];
+    let records = rows
+        .iter()
+        .map(
+            |(title, at, system, author, kind, environment, team, source, tags)| {
+                let mut submitted = json!({
+                    "title": title, "occurred_at": at, "system": system, "author": author,
+                    "environment": environment, "team": team, "source": source, "tags": tags,
+                    "diff": format!("--- a\n+++ b\n+{title}\n"),
+                });
+                if !kind.is_empty() {
+                    submitted["kind"] = json!(kind);
+                }
+                let mut record = record(&submitted);
+                match *title {
+                    "s6" => record.event.id = fixed_id(9),
+                    "s7" => record.event.id = fixed_id(3),
+                    _ => {}
+                }
+                record
+            },
+        )
+        .collect();
+    let events = create_all(store, records).await;
+    let team = |title: &str| {
+        events
+            .iter()
+            .find(|event| event.title == title)
+            .and_then(|event| event.team.clone())
+    };
+    assert_eq!(
+        (team("s4"), team("s5")),
+        (Some("core".into()), None),
+        "an empty team is no team"
+    );
+    events
+        .into_iter()
+        .map(|event| (event.title.clone(), event))
+        .collect()
+}
+
+/// Quarter counts in a canonical order (the contract gives none).
+fn sorted_quarters(mut counts: Vec<QuarterCount>) -> Vec<QuarterCount> {
+    counts.sort_by(|a, b| (a.quarter, &a.group).cmp(&(b.quarter, &b.group)));
+    counts
+}
+
+/// The quarter counts of `events`, computed here from the definition.
+fn tally_quarters<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    group: Option<GroupField>,
+) -> Vec<QuarterCount> {
+    let mut counts: BTreeMap<(i64, Option<String>), u64> = BTreeMap::new();
+    for event in events {
+        let value = group.and_then(|field| field.value_of(event).map(str::to_owned));
+        *counts
+            .entry((quarter_of(event.occurred_at), value))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((quarter, group), count)| QuarterCount {
+            quarter,
+            group,
+            count,
+        })
+        .collect()
+}
+
+/// The top values of `events`, computed here from the definition: count descending, then
+/// value in byte order, events without a value left out.
+fn tally_values<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    field: GroupField,
+) -> Vec<ValueCount> {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for event in events {
+        if let Some(value) = field.value_of(event) {
+            *counts.entry(value).or_default() += 1;
+        }
+    }
+    let mut values: Vec<ValueCount> = counts
+        .into_iter()
+        .map(|(value, count)| ValueCount {
+            value: value.to_owned(),
+            count,
+        })
+        .collect();
+    values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    values
+}
+
+fn quarter(quarter: i64, group: Option<&str>, count: u64) -> QuarterCount {
+    QuarterCount {
+        quarter,
+        group: group.map(str::to_owned),
+        count,
+    }
+}
+
+fn value_count(value: &str, count: u64) -> ValueCount {
+    ValueCount {
+        value: value.to_owned(),
+        count,
+    }
+}
+
+async fn quarter_counts_of(
+    store: &dyn Store,
+    filter: &EventFilter,
+    group: Option<GroupField>,
+) -> Vec<QuarterCount> {
+    sorted_quarters(
+        store
+            .quarter_counts(filter, group)
+            .await
+            .unwrap_or_else(|error| panic!("quarter_counts failed: {error}")),
+    )
+}
+
+async fn top_values_of(
+    store: &dyn Store,
+    filter: &EventFilter,
+    field: GroupField,
+    limit: usize,
+) -> Vec<ValueCount> {
+    store
+        .top_values(filter, field, limit)
+        .await
+        .unwrap_or_else(|error| panic!("top_values failed: {error}"))
+}
+
+async fn timeline_of(store: &dyn Store, filter: &EventFilter, limit: usize) -> Vec<TimelineEntry> {
+    store
+        .timeline(filter, limit)
+        .await
+        .unwrap_or_else(|error| panic!("timeline failed: {error}"))
+}
+
+/// The instant the statistics filters count `since:` from.
+fn stats_now() -> Timestamp {
+    ts("2026-11-01T11:30:00Z")
+}
+
+/// Filters over [`stats_fixture`] and the titles each selects (in no order): query terms,
+/// `from`/`to` on and inside quarter boundaries, relative time, nothing at all.
+fn stats_filters() -> Vec<(String, EventFilter, Vec<&'static str>)> {
+    let now = stats_now();
+    let ranged = |from: Option<&str>, to: Option<&str>| EventFilter {
+        from: from.map(ts),
+        to: to.map(ts),
+        ..EventFilter::all(now)
+    };
+    let mut filters: Vec<(String, EventFilter, Vec<&'static str>)> = [
+        ("system:api", vec!["s1", "s2", "s3"]),
+        ("release", vec!["s1", "s5"]),
+        (
+            "-env:production",
+            vec![
+                "s3", "s4", "s5", "s8", "s9", "s10", "s11", "s12", "s13", "s14",
+            ],
+        ),
+        ("team:video,core kind:deploy", vec!["s1", "s2", "s9"]),
+        ("since:1h", vec!["s5", "s6", "s7", "s14"]),
+        ("no-event-has-this-word", vec![]),
+    ]
+    .into_iter()
+    .map(|(text, titles)| (format!("q={text:?}"), filter(text, now), titles))
+    .collect();
+    filters.extend([
+        (
+            "from=10:15 to=11:07:30 (to excluded)".to_owned(),
+            ranged(Some("2026-11-01T10:15:00Z"), Some("2026-11-01T11:07:30Z")),
+            vec!["s3", "s4", "s5"],
+        ),
+        (
+            "from=10:05 (inside a quarter)".to_owned(),
+            ranged(Some("2026-11-01T10:05:00Z"), None),
+            vec!["s2", "s3", "s4", "s5", "s6", "s7", "s14"],
+        ),
+        (
+            "to=1970".to_owned(),
+            ranged(None, Some("1970-01-01T00:00:00Z")),
+            vec!["s8", "s9", "s10", "s12", "s13"],
+        ),
+        (
+            "from=1969-12-31T23:45 to=1970 plus 1µs".to_owned(),
+            ranged(
+                Some("1969-12-31T23:45:00Z"),
+                Some("1970-01-01T00:00:00.000001Z"),
+            ),
+            vec!["s8", "s9", "s11"],
+        ),
+        (
+            "system:api with from and to".to_owned(),
+            EventFilter {
+                from: Some(ts("2026-11-01T10:14:59.999999Z")),
+                to: Some(ts("2026-11-01T10:15:00.000001Z")),
+                ..filter("system:api", now)
+            },
+            vec!["s2", "s3"],
+        ),
+    ]);
+    filters
+}
+
+/// The events a filter of [`stats_filters`] selects, checked against the feed first, so the
+/// aggregates below are held to the same selection as `list`.
+async fn selected<'a>(
+    store: &dyn Store,
+    fixture: &'a BTreeMap<String, Event>,
+    label: &str,
+    filter: &EventFilter,
+    titles: &[&str],
+) -> Vec<&'a Event> {
+    let mut listed = titles_of(&search(store, filter).await);
+    listed.sort();
+    let mut wanted: Vec<String> = titles.iter().map(|title| (*title).to_owned()).collect();
+    wanted.sort();
+    assert_eq!(listed, wanted, "{label}: the feed selects these events");
+    titles.iter().map(|title| &fixture[*title]).collect()
+}
+
+/// Quarters are floored, not truncated: `xx:14:59.999999` and `xx:15:00` fall in adjacent
+/// quarters, and instants before 1970 fall in negative quarters (`23:44:59.999999` on the last
+/// day of 1969 is quarter -2, not -1). Without grouping every group is `None`; the counts add
+/// up to the events.
+pub async fn quarter_counts_floor_at_boundaries(store: &dyn Store) {
+    let now = query_now();
+    let all = EventFilter::all(now);
+    assert_eq!(
+        quarter_counts_of(store, &all, None).await,
+        [],
+        "an empty store counts nothing"
+    );
+    let fixture = stats_fixture(store).await;
+    let q = Q_2026_11_01_10H;
+    assert_eq!(quarter_of(ts("2026-11-01T10:00:00Z")), q);
+    let expected = vec![
+        quarter(-69_039_552, None, 1), // s13, 0001-01-01
+        quarter(-15_759, None, 1),     // s12, 1969-07-20T20:17:40
+        quarter(-2, None, 1),          // s10, 1969-12-31T23:44:59.999999
+        quarter(-1, None, 2),          // s9 at 23:45:00, s8 at 23:59:59.999999
+        quarter(0, None, 1),           // s11, the epoch
+        quarter(q, None, 2),           // s1 at 10:00, s2 at 10:14:59.999999
+        quarter(q + 1, None, 2),       // s3 at 10:15, s4 at 10:29:59.999999
+        quarter(q + 4, None, 3),       // s5 at 11:00, s6 and s7 at 11:07:30
+        quarter(281_557_920, None, 1), // s14, 9999-12-30
+    ];
+    assert_eq!(quarter_counts_of(store, &all, None).await, expected);
+    assert_eq!(expected, tally_quarters(fixture.values(), None));
+    let total: u64 = expected.iter().map(|count| count.count).sum();
+    assert_eq!(total, 14, "the counts add up to the events");
+}
+
+/// Grouping by each field: one count per (quarter, value), and events without a value (no
+/// team, environment or source, or an empty one) in the group `None`.
+pub async fn quarter_counts_group_by_each_field(store: &dyn Store) {
+    let fixture = stats_fixture(store).await;
+    let all = EventFilter::all(query_now());
+    let q = Q_2026_11_01_10H;
+    assert_eq!(
+        quarter_counts_of(store, &all, Some(GroupField::Team)).await,
+        [
+            quarter(-69_039_552, None, 1),
+            quarter(-15_759, None, 1),
+            quarter(-2, None, 1),
+            quarter(-1, None, 1),
+            quarter(-1, Some("core"), 1),
+            quarter(0, Some("ops"), 1),
+            quarter(q, Some("video"), 2),
+            quarter(q + 1, Some("core"), 2),
+            quarter(q + 4, None, 2),
+            quarter(q + 4, Some("video"), 1),
+            quarter(281_557_920, None, 1),
+        ],
+        "by team"
+    );
+    assert_eq!(
+        quarter_counts_of(store, &all, Some(GroupField::Kind)).await,
+        [
+            quarter(-69_039_552, Some("change"), 1),
+            quarter(-15_759, Some("infra"), 1),
+            quarter(-2, Some("deploy"), 1),
+            quarter(-1, Some("change"), 1),
+            quarter(-1, Some("deploy"), 1),
+            quarter(0, Some("infra"), 1),
+            quarter(q, Some("deploy"), 2),
+            quarter(q + 1, Some("config"), 2),
+            quarter(q + 4, Some("change"), 1),
+            quarter(q + 4, Some("flag"), 2),
+            quarter(281_557_920, Some("change"), 1),
+        ],
+        "by kind"
+    );
+    for field in GroupField::ALL {
+        let counts = quarter_counts_of(store, &all, Some(field)).await;
+        assert_eq!(
+            counts,
+            tally_quarters(fixture.values(), Some(field)),
+            "by {field}"
+        );
+        let total: u64 = counts.iter().map(|count| count.count).sum();
+        assert_eq!(total, 14, "by {field}: the counts add up to the events");
+    }
+    let by_source = quarter_counts_of(store, &all, Some(GroupField::Source)).await;
+    assert_eq!(
+        by_source
+            .iter()
+            .filter(|count| count.group.is_none())
+            .map(|count| count.count)
+            .sum::<u64>(),
+        7,
+        "seven events have no source (one of them an empty one)"
+    );
+}
+
+/// Quarter counts hold exactly the events the same filter lists: query terms, `from`
+/// (inclusive) and `to` (exclusive) on and inside quarter boundaries, relative time; with and
+/// without grouping.
+pub async fn quarter_counts_honour_the_filter(store: &dyn Store) {
+    let fixture = stats_fixture(store).await;
+    for (label, filter, titles) in stats_filters() {
+        let events = selected(store, &fixture, &label, &filter, &titles).await;
+        for group in std::iter::once(None).chain(GroupField::ALL.map(Some)) {
+            let counts = quarter_counts_of(store, &filter, group).await;
+            assert_eq!(
+                counts,
+                tally_quarters(events.iter().copied(), group),
+                "{label}, group {group:?}"
+            );
+            let total: u64 = counts.iter().map(|count| count.count).sum();
+            assert_eq!(
+                total,
+                titles.len() as u64,
+                "{label}, group {group:?}: total"
+            );
+        }
+    }
+    // A range starting inside a quarter counts only the part of it inside the range.
+    let from_inside = EventFilter {
+        from: Some(ts("2026-11-01T10:05:00Z")),
+        to: Some(ts("2026-11-01T10:15:00Z")),
+        ..EventFilter::all(stats_now())
+    };
+    assert_eq!(
+        quarter_counts_of(store, &from_inside, None).await,
+        [quarter(Q_2026_11_01_10H, None, 1)]
+    );
+}
+
+/// Top values: count descending, ties by value in byte order (`B` before `a`, `z` before
+/// `é`), cut at the limit, events without a value not counted.
+pub async fn top_values_order_limit_and_nulls(store: &dyn Store) {
+    let all = EventFilter::all(query_now());
+    for field in GroupField::ALL {
+        assert_eq!(
+            top_values_of(store, &all, field, 10).await,
+            [],
+            "an empty store has no {field} values"
+        );
+    }
+    let fixture = stats_fixture(store).await;
+    let systems = [
+        value_count("api", 3),
+        value_count("B", 2),
+        value_count("a", 2),
+        value_count("z", 2),
+        value_count("é", 2),
+        value_count("db", 1),
+        value_count("far", 1),
+        value_count("legacy", 1),
+    ];
+    for limit in [1, 2, 4, 5, 7, 8, 9, 100] {
+        assert_eq!(
+            top_values_of(store, &all, GroupField::System, limit).await,
+            systems[..limit.min(systems.len())],
+            "systems, limit {limit}"
+        );
+    }
+    assert_eq!(
+        top_values_of(store, &all, GroupField::System, 0).await,
+        [],
+        "limit 0"
+    );
+    assert_eq!(
+        top_values_of(store, &all, GroupField::System, usize::MAX).await,
+        systems,
+        "the largest limit"
+    );
+    assert_eq!(
+        top_values_of(store, &all, GroupField::Team, 10).await,
+        [
+            value_count("core", 3),
+            value_count("video", 3),
+            value_count("ops", 1)
+        ],
+        "teams: the seven events without one are not counted"
+    );
+    assert_eq!(
+        top_values_of(store, &all, GroupField::Environment, 10).await,
+        [value_count("production", 4), value_count("staging", 2)],
+        "environments"
+    );
+    assert_eq!(
+        top_values_of(store, &all, GroupField::Kind, 2).await,
+        [value_count("change", 4), value_count("deploy", 4)],
+        "kinds, limit 2"
+    );
+    for field in GroupField::ALL {
+        assert_eq!(
+            top_values_of(store, &all, field, 100).await,
+            tally_values(fixture.values(), field),
+            "{field}"
+        );
+    }
+}
+
+/// Top values count exactly the events the same filter lists.
+pub async fn top_values_honour_the_filter(store: &dyn Store) {
+    let fixture = stats_fixture(store).await;
+    for (label, filter, titles) in stats_filters() {
+        let events = selected(store, &fixture, &label, &filter, &titles).await;
+        for field in GroupField::ALL {
+            let expected = tally_values(events.iter().copied(), field);
+            assert_eq!(
+                top_values_of(store, &filter, field, 100).await,
+                expected,
+                "{label}, {field}"
+            );
+            assert_eq!(
+                top_values_of(store, &filter, field, 1).await,
+                expected[..expected.len().min(1)],
+                "{label}, {field}, limit 1"
+            );
+        }
+    }
+    assert_eq!(
+        top_values_of(
+            store,
+            &filter("system:api", stats_now()),
+            GroupField::Author,
+            10
+        )
+        .await,
+        [value_count("alice", 2), value_count("bob", 1)]
+    );
+}
+
+/// The timeline is oldest first by `(occurred_at, id)` (equal times by id, not by insertion),
+/// cut at the limit, and holds exactly the events the same filter lists.
+pub async fn timeline_is_oldest_first_with_limit_and_filter(store: &dyn Store) {
+    let all = EventFilter::all(query_now());
+    assert_eq!(timeline_of(store, &all, 10).await, [], "an empty store");
+    let fixture = stats_fixture(store).await;
+    let order = [
+        "s13", "s12", "s10", "s9", "s8", "s11", "s1", "s2", "s3", "s4", "s5", "s7", "s6", "s14",
+    ];
+    let entry = |title: &str| TimelineEntry {
+        occurred_at: fixture[title].occurred_at,
+        id: fixture[title].id,
+    };
+    let expected: Vec<TimelineEntry> = order.iter().map(|title| entry(title)).collect();
+    for limit in [0, 1, 5, 11, 12, 13, 14, 15, 1000, usize::MAX] {
+        assert_eq!(
+            timeline_of(store, &all, limit).await,
+            expected[..limit.min(expected.len())],
+            "limit {limit}"
+        );
+    }
+    for (label, filter, titles) in stats_filters() {
+        let events = selected(store, &fixture, &label, &filter, &titles).await;
+        let mut wanted: Vec<TimelineEntry> = events
+            .iter()
+            .map(|event| TimelineEntry {
+                occurred_at: event.occurred_at,
+                id: event.id,
+            })
+            .collect();
+        wanted.sort_by_key(|entry| (entry.occurred_at, entry.id));
+        assert_eq!(timeline_of(store, &filter, 1000).await, wanted, "{label}");
+        assert_eq!(
+            timeline_of(store, &filter, 2).await,
+            wanted[..wanted.len().min(2)],
+            "{label}, limit 2"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many events by id
+// ---------------------------------------------------------------------------------------------
+
+async fn get_many_sorted(store: &dyn Store, ids: &[EventId]) -> Vec<Event> {
+    let mut events = store
+        .get_many(ids)
+        .await
+        .unwrap_or_else(|error| panic!("get_many of {} ids failed: {error}", ids.len()));
+    events.sort_by_key(|event| event.id);
+    events
+}
+
+fn sorted_without_diffs<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Event> {
+    let mut events: Vec<Event> = events.into_iter().map(without_diff).collect();
+    events.sort_by_key(|event| event.id);
+    events
+}
+
+/// `get_many` returns exactly the stored events among the ids, without diffs but with
+/// `has_diff`, and skips unknown ids; an empty list gives nothing.
+pub async fn get_many_returns_exactly_the_known_ids(store: &dyn Store) {
+    assert_eq!(get_many_sorted(store, &[]).await, [], "no ids");
+    assert_eq!(
+        get_many_sorted(store, &[EventId::new(), EventId::new()]).await,
+        [],
+        "an empty store"
+    );
+    let at = ts("2026-11-01T10:00:00Z");
+    let mut with_diff = minimal("with a diff", at);
+    with_diff["diff"] = json!("--- a\n+++ b\n+x\n");
+    let events = create_all(
+        store,
+        vec![
+            record(&with_diff),
+            record(&minimal("plain", at)),
+            record(&experiment()),
+            record(&minimal("not asked for", at)),
+        ],
+    )
+    .await;
+    let unknown = EventId::new();
+    let got = get_many_sorted(store, &[events[2].id, unknown, events[0].id, events[1].id]).await;
+    assert_eq!(got, sorted_without_diffs(&events[..3]));
+    for event in &got {
+        assert_eq!(event.diff, None, "{}: no diff", event.title);
+        let sent = events
+            .iter()
+            .find(|sent| sent.id == event.id)
+            .expect("sent");
+        assert!(sent.diff.is_some() || event.title == "plain");
+        assert_eq!(
+            event.has_diff,
+            sent.diff.is_some(),
+            "{}: has_diff",
+            event.title
+        );
+    }
+    assert_eq!(
+        get_many_sorted(store, &[events[3].id]).await,
+        [without_diff(&events[3])]
+    );
+    assert_eq!(get_many_sorted(store, &[unknown]).await, [], "only unknown");
+}
+
+/// More ids than any backend's natural chunk (500, 501, 1203, with unknown ids among them)
+/// are all answered.
+pub async fn get_many_with_more_than_500_ids(store: &dyn Store) {
+    let base = ts("2026-11-01T00:00:00Z");
+    let records = (0..1203)
+        .map(|n| {
+            let mut submitted = minimal(
+                &format!("many {n}"),
+                base + SignedDuration::from_secs(i64::from(n)),
+            );
+            if n % 10 == 0 {
+                submitted["diff"] = json!(format!("+{n}\n"));
+            }
+            record(&submitted)
+        })
+        .collect();
+    let events = create_all(store, records).await;
+    for size in [500, 501, 1000, 1203] {
+        let ids: Vec<EventId> = events[..size].iter().map(|event| event.id).collect();
+        let got = get_many_sorted(store, &ids).await;
+        assert!(
+            got == sorted_without_diffs(&events[..size]),
+            "{size} ids: exactly those events, without diffs"
+        );
+    }
+    let mut ids: Vec<EventId> = Vec::new();
+    for (n, event) in events.iter().enumerate().rev() {
+        ids.push(event.id);
+        if n % 100 == 0 {
+            ids.push(EventId::new());
+        }
+    }
+    assert_eq!(ids.len(), 1203 + 13);
+    let got = get_many_sorted(store, &ids).await;
+    assert_eq!(got.len(), 1203, "the unknown ids are skipped");
+    assert!(got == sorted_without_diffs(&events), "every known id, once");
+    assert_eq!(got.iter().filter(|event| event.has_diff).count(), 121);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live stream
+// ---------------------------------------------------------------------------------------------
+
+/// How long a published event may take to reach a subscriber before the case fails.
+const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The next published event; fails (instead of hanging) if none comes in time, the receiver
+/// lagged, or the stream closed.
+async fn next_published(receiver: &mut broadcast::Receiver<Arc<StoredEvent>>) -> Arc<StoredEvent> {
+    match tokio::time::timeout(RECEIVE_DEADLINE, receiver.recv()).await {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(error)) => panic!("the stream failed: {error}"),
+        Err(_) => panic!("no event was published within {RECEIVE_DEADLINE:?}"),
+    }
+}
+
+/// Receives the next published event and checks it is durable by now: a read finds it.
+async fn receive_durable(
+    store: &dyn Store,
+    receiver: &mut broadcast::Receiver<Arc<StoredEvent>>,
+) -> StoredEvent {
+    let stored = next_published(receiver).await;
+    let got = store.get(stored.event.id).await.expect("get");
+    assert!(
+        got.is_some(),
+        "{:?} was published before a read could see it",
+        stored.event.title
+    );
+    StoredEvent::clone(&stored)
+}
+
+async fn stored_since_of(
+    store: &dyn Store,
+    after: StreamPosition,
+    limit: usize,
+) -> Vec<StoredEvent> {
+    store
+        .stored_since(after, limit)
+        .await
+        .unwrap_or_else(|error| panic!("stored_since({after}, {limit}) failed: {error}"))
+}
+
+async fn head_of(store: &dyn Store) -> StreamPosition {
+    store
+        .stream_head()
+        .await
+        .unwrap_or_else(|error| panic!("stream_head failed: {error}"))
+}
+
+fn assert_increasing(published: &[StoredEvent]) {
+    for pair in published.windows(2) {
+        assert!(
+            pair[0].position < pair[1].position,
+            "positions must increase: {} ({:?}) then {} ({:?})",
+            pair[0].position,
+            pair[0].event.title,
+            pair[1].position,
+            pair[1].event.title
+        );
+    }
+}
+
+/// A subscriber receives every created event exactly once, in commit order (a batch in its
+/// order), with increasing positions, only once a read sees it; duplicates, conflicts,
+/// rolled-back all-or-nothing batches, patches and empty inserts publish nothing.
+/// `stored_since` replays the same events with the same positions; `stream_head` is 0 on an
+/// empty store and then the last position.
+pub async fn stream_publishes_each_created_event_once_in_commit_order(store: Arc<dyn Store>) {
+    let store_ref = &*store;
+    assert_eq!(
+        head_of(store_ref).await,
+        StreamPosition(0),
+        "an empty store"
+    );
+    assert_eq!(stored_since_of(store_ref, StreamPosition(0), 10).await, []);
+    let mut receiver = store.subscribe();
+    let at = ts("2026-11-01T10:00:00Z");
+    let numbered = move |label: &str, n: usize| {
+        let mut submitted = minimal(&format!("{label} {n}"), at);
+        if n.is_multiple_of(2) {
+            submitted["diff"] = json!(format!("+{label} {n}\n"));
+        }
+        record(&submitted)
+    };
+
+    // One at a time: the order of the calls is the commit order.
+    let mut sequential = vec![create(store_ref, numbered("single", 0)).await];
+    sequential.extend(create_all(store_ref, (1..4).map(|n| numbered("batch", n)).collect()).await);
+    sequential.push(create(store_ref, record(&keyed("keyed", "stream-key"))).await);
+    assert!(matches!(
+        insert_one(store_ref, record(&keyed("keyed", "stream-key"))).await,
+        InsertOutcome::Duplicate(_)
+    ));
+    assert!(matches!(
+        insert_one(store_ref, record(&keyed("changed", "stream-key"))).await,
+        InsertOutcome::Conflict { .. }
+    ));
+    let rolled_back = store
+        .insert(
+            vec![
+                numbered("rolled back", 1),
+                record(&keyed("changed", "stream-key")),
+                numbered("rolled back", 2),
+            ],
+            BatchMode::AllOrNothing,
+        )
+        .await
+        .expect("insert");
+    assert!(has_conflict(&rolled_back));
+    let mixed = store
+        .insert(
+            vec![
+                numbered("kept", 1),
+                record(&keyed("changed", "stream-key")),
+                record(&keyed("keyed", "stream-key")),
+                record(&keyed("new key", "stream-key-2")),
+                record(&keyed("new key", "stream-key-2")),
+                numbered("kept", 2),
+            ],
+            BatchMode::Independent,
+        )
+        .await
+        .expect("insert");
+    assert_eq!(mixed.len(), 6);
+    for index in [0, 3, 5] {
+        sequential.push(created(&mixed[index]).clone());
+    }
+    for index in [1, 2, 4] {
+        assert!(
+            !matches!(mixed[index], InsertOutcome::Created(_)),
+            "item {index} of the mixed batch is not created: {:?}",
+            mixed[index]
+        );
+    }
+    store
+        .patch(
+            sequential[0].id,
+            EventPatch {
+                add_tags: vec!["patched".into()],
+                ..EventPatch::default()
+            },
+        )
+        .await
+        .expect("patch")
+        .expect("found");
+    store
+        .insert(Vec::new(), BatchMode::Independent)
+        .await
+        .expect("empty insert");
+
+    let mut published = Vec::new();
+    for event in &sequential {
+        let stored = receive_durable(store_ref, &mut receiver).await;
+        assert_eq!(
+            stored.event.id, event.id,
+            "expected {:?}, received {:?}: events are published once each, in commit order",
+            event.title, stored.event.title
+        );
+        assert_eq!(
+            stored.event,
+            without_diff(event),
+            "the event is published as created, without its diff (as lists and stored_since)"
+        );
+        published.push(stored);
+    }
+    assert_increasing(&published);
+
+    // Many writers at once, and the subscriber reading while they write, so that its read
+    // right after receiving shows each event was durable when published. Positions still
+    // increase in the order events are received, and each writer's events arrive in the order
+    // it stored them.
+    let mut late = store.subscribe();
+    let sentinel_id = fixed_id(0x5e47);
+    let consumer = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move {
+            let mut received = Vec::new();
+            loop {
+                let stored = receive_durable(&*store, &mut receiver).await;
+                let done = stored.event.id == sentinel_id;
+                received.push(stored);
+                if done {
+                    return (received, receiver);
+                }
+            }
+        }
+    });
+    const TASKS: usize = 8;
+    const EACH: usize = 20;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut events = Vec::new();
+            for n in 0..EACH {
+                let label = format!("task {task}");
+                if n % 4 == 3 {
+                    let batch = vec![numbered(&label, 100 + n), numbered(&label, 200 + n)];
+                    events.extend(create_all(&*store, batch).await);
+                } else {
+                    events.push(create(&*store, numbered(&label, n)).await);
+                }
+            }
+            (task, events)
+        });
+    }
+    let mut by_task: BTreeMap<usize, Vec<EventId>> = BTreeMap::new();
+    let mut by_id: BTreeMap<EventId, Event> = BTreeMap::new();
+    while let Some(result) = tasks.join_next().await {
+        let (task, events) = result.unwrap_or_else(|error| panic!("a writer failed: {error}"));
+        by_task.insert(task, events.iter().map(|event| event.id).collect());
+        by_id.extend(events.into_iter().map(|event| (event.id, event)));
+    }
+    let concurrent_total: usize = by_task.values().map(Vec::len).sum();
+    assert_eq!(concurrent_total, TASKS * EACH * 5 / 4);
+    // Stored after every writer was answered, so published after all of their events.
+    let mut sentinel = record(&minimal("sentinel", at));
+    sentinel.event.id = sentinel_id;
+    let sentinel = create(store_ref, sentinel).await;
+    by_id.insert(sentinel.id, sentinel.clone());
+    let (concurrent, mut receiver) = match consumer.await {
+        Ok(done) => done,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("the subscriber failed: {error}"),
+    };
+    assert_eq!(
+        concurrent.len(),
+        concurrent_total + 1,
+        "every concurrent event once, then the sentinel"
+    );
+    let mut seen = BTreeSet::new();
+    for stored in &concurrent {
+        assert!(
+            seen.insert(stored.event.id),
+            "{:?} was published twice",
+            stored.event.title
+        );
+        let sent = by_id
+            .get(&stored.event.id)
+            .unwrap_or_else(|| panic!("{:?} was never created", stored.event.title));
+        assert_eq!(stored.event, without_diff(sent), "published as created");
+    }
+    for (task, ids) in &by_task {
+        let received: Vec<EventId> = concurrent
+            .iter()
+            .map(|stored| stored.event.id)
+            .filter(|id| ids.contains(id))
+            .collect();
+        assert_eq!(&received, ids, "task {task}: its events, in its order");
+    }
+    published.extend(concurrent.iter().cloned());
+    assert_increasing(&published);
+    assert!(
+        matches!(
+            receiver.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ),
+        "nothing is published after the sentinel"
+    );
+    // A subscriber from later on receives exactly what was stored after it subscribed.
+    for expected in &concurrent {
+        let stored = receive_durable(store_ref, &mut late).await;
+        assert_eq!(&stored, expected, "the late subscriber");
+    }
+
+    // The store replays the same events with the same positions, as they are now (the first
+    // one was patched since it was published).
+    let ids: Vec<EventId> = published.iter().map(|stored| stored.event.id).collect();
+    let now: BTreeMap<EventId, Event> = store
+        .get_many(&ids)
+        .await
+        .expect("get_many")
+        .into_iter()
+        .map(|event| (event.id, event))
+        .collect();
+    let published: Vec<StoredEvent> = published
+        .iter()
+        .map(|stored| StoredEvent {
+            position: stored.position,
+            event: now[&stored.event.id].clone(),
+        })
+        .collect();
+    assert_eq!(published[0].event.tags, ["patched"]);
+    let head = published.last().expect("published").position;
+    assert_eq!(
+        head_of(store_ref).await,
+        head,
+        "the head is the last position"
+    );
+    assert!(stored_since_of(store_ref, StreamPosition(0), 10_000).await == published);
+    assert!(
+        stored_since_of(store_ref, StreamPosition(0), usize::MAX).await == published,
+        "the largest limit"
+    );
+    for (start, limit) in [(0, 1), (0, 5), (3, 4), (7, 100), (150, 30), (190, 1000)] {
+        let after = published[start].position;
+        let end = (start + 1 + limit).min(published.len());
+        assert!(
+            stored_since_of(store_ref, after, limit).await == published[start + 1..end],
+            "stored_since(position of event {start}, {limit})"
+        );
+    }
+    assert_eq!(stored_since_of(store_ref, StreamPosition(0), 0).await, []);
+    assert_eq!(
+        stored_since_of(store_ref, head, 10).await,
+        [],
+        "after the head"
+    );
+    assert_eq!(
+        stored_since_of(store_ref, StreamPosition(u64::MAX), 10).await,
+        [],
+        "beyond the head"
+    );
+
+    // What stores nothing moves nothing.
+    insert_one(store_ref, record(&keyed("keyed", "stream-key"))).await;
+    store
+        .insert(
+            vec![
+                numbered("rolled back", 3),
+                record(&keyed("changed", "stream-key")),
+            ],
+            BatchMode::AllOrNothing,
+        )
+        .await
+        .expect("insert");
+    assert_eq!(
+        head_of(store_ref).await,
+        head,
+        "the head after a duplicate and a rollback"
+    );
+    assert_eq!(stored_since_of(store_ref, head, 10).await, []);
+    let last = create(store_ref, record(&minimal("last", at))).await;
+    let stored = receive_durable(store_ref, &mut receiver).await;
+    assert_eq!(stored.event.id, last.id, "the next event published");
+    assert!(stored.position > head);
+    assert_eq!(head_of(store_ref).await, stored.position);
+    assert_eq!(stored_since_of(store_ref, head, 10).await, [stored]);
+}
+
+fn has_conflict(outcomes: &[InsertOutcome]) -> bool {
+    outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, InsertOutcome::Conflict { .. }))
+}
+
+/// A subscriber that falls more than [`STREAM_BUFFER`] events behind is told it lagged, and
+/// catches up without gaps or repeats from `stored_since`.
+pub async fn stream_lagging_subscriber_catches_up(store: &dyn Store) {
+    let mut receiver = store.subscribe();
+    let base = ts("2026-11-01T00:00:00Z");
+    let total = STREAM_BUFFER + 2 * MAX_BATCH + 7;
+    let records = (0..total)
+        .map(|n| {
+            let seconds = i64::try_from(n).expect("small");
+            record(&minimal(
+                &format!("lag {n}"),
+                base + SignedDuration::from_secs(seconds),
+            ))
+        })
+        .collect();
+    let events = create_all(store, records).await;
+    let last = events.last().expect("events").id;
+    let mut lagged = false;
+    let mut received: Vec<StoredEvent> = Vec::new();
+    loop {
+        match tokio::time::timeout(RECEIVE_DEADLINE, receiver.recv()).await {
+            Ok(Ok(stored)) => {
+                let done = stored.event.id == last;
+                received.push(StoredEvent::clone(&stored));
+                if done {
+                    break;
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => lagged = true,
+            Ok(Err(error)) => panic!("the stream failed: {error}"),
+            Err(_) => panic!("no event was published within {RECEIVE_DEADLINE:?}"),
+        }
+    }
+    assert!(
+        lagged,
+        "a subscriber {total} events behind is told it lagged"
+    );
+    assert!(received.len() < total, "some events were skipped");
+    assert_increasing(&received);
+    // Catching up: everything from the start, in pages.
+    let mut replayed: Vec<StoredEvent> = Vec::new();
+    let mut after = StreamPosition(0);
+    loop {
+        let page = stored_since_of(store, after, 1000).await;
+        let Some(tail) = page.last() else { break };
+        after = tail.position;
+        replayed.extend(page);
+    }
+    assert_eq!(replayed.len(), total, "stored_since replays every event");
+    assert_increasing(&replayed);
+    let ids: Vec<EventId> = replayed.iter().map(|stored| stored.event.id).collect();
+    let expected: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    assert!(ids == expected, "in the order they were stored");
+    let by_position: BTreeMap<StreamPosition, &StoredEvent> = replayed
+        .iter()
+        .map(|stored| (stored.position, stored))
+        .collect();
+    for stored in &received {
+        assert_eq!(
+            by_position.get(&stored.position).copied(),
+            Some(stored),
+            "what was received live is what is replayed, positions included"
+        );
+    }
+    assert_eq!(head_of(store).await, replayed[total - 1].position);
 }

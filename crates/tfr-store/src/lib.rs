@@ -352,7 +352,8 @@ pub trait Store: Send + Sync + 'static {
     /// skipped.
     async fn get_many(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;
 
-    /// Every event stored from now on, as soon as it is durable. A receiver that falls more
+    /// Every event stored from now on, as soon as it is durable, as it was created and without
+    /// its diff (as [`Store::stored_since`] reads it). A receiver that falls more
     /// than [`STREAM_BUFFER`] events behind gets `Lagged` and should catch up with
     /// [`Store::stored_since`].
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<StoredEvent>>;

@@ -51,6 +51,8 @@ enum Command {
     Log(client::LogArgs),
     /// Show the most recent event matching a query, and how long ago it happened.
     Last(client::LastArgs),
+    /// Does changing A keep being followed by B? Hit rate, baseline, lift and p-value.
+    Correlate(client::CorrelateArgs),
     /// Write matching events as NDJSON (the import format), oldest first.
     Export(client::ExportArgs),
     /// Load events from an NDJSON file (an export, or events to create).
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
             Command::Send(args) => client::send::run(*args, &options).await,
             Command::Log(args) => client::log::run(args, &options).await,
             Command::Last(args) => client::last::run(args, &options).await,
+            Command::Correlate(args) => client::correlate::run(args, &options).await,
             Command::Export(args) => client::export::run(args, &options).await,
             Command::Import(args) => client::import::run(args, &options).await,
             Command::Demo(args) => client::demo::run(args, &options).await,

@@ -52,6 +52,9 @@ pub struct ServeArgs {
     allow_anonymous_writes: bool,
 }
 
+/// How long in-flight requests may run after a stop is asked before the server stops anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -100,6 +103,12 @@ pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> 
             .or(file.request_timeout_secs)
             .map_or(tfr_server::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs),
     };
+    if config.request_timeout.is_zero() {
+        bail!("--request-timeout must be at least 1 second");
+    }
+    if config.body_limit < 1024 {
+        bail!("--body-limit must be at least 1024 bytes");
+    }
 
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&data)
@@ -119,7 +128,26 @@ pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> 
     tracing::info!(data = %data.display(), "tfr listening on http://{local}");
 
     let state = AppState::new(Arc::clone(&store), config);
-    let served = tfr_server::serve(listener, state, shutdown_signal()).await;
+    let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    };
+    let server = tfr_server::serve(listener, state, signal);
+    tokio::pin!(server);
+    let served = tokio::select! {
+        result = &mut server => result,
+        () = async {
+            let _ = stop_requested.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                "requests still running {} s after the stop was asked; stopping anyway",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            Ok(())
+        }
+    };
     tracing::info!("stopped accepting; flushing the store");
     let flushed = store.shutdown().await;
     served.context("the server failed")?;

@@ -1345,3 +1345,119 @@ async fn a_bad_configuration_key_is_named() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlate_prints_the_verdict_and_the_figures() {
+    let fx = Fixture::start().await;
+    let mut events = Vec::new();
+    for day in 1..=10 {
+        events.push(
+            json!({"title": "deploy player", "system": "player", "author": "ci",
+            "kind": "deploy", "occurred_at": format!("2026-10-{day:02}T10:00:00Z")}),
+        );
+        if day <= 8 {
+            events.push(
+                json!({"title": "cdn 5xx spike", "system": "cdn", "author": "alerts",
+                "kind": "incident", "occurred_at": format!("2026-10-{day:02}T10:10:00Z")}),
+            );
+        }
+    }
+    fx.post_events(&events).await;
+    let out = fx
+        .tfr([
+            "correlate",
+            "--a",
+            "system:player kind:deploy",
+            "--b",
+            "system:cdn",
+            "--window",
+            "1h",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-11",
+            "--limit",
+            "2",
+        ])
+        .run()
+        .await;
+    out.assert_success();
+    let lines = out.stdout_lines();
+    assert_eq!(
+        lines[0],
+        "8 of 10 changes matching A were followed within 1h by B (baseline 3.3%): 24.0× more often than chance, p = 6e-11"
+    );
+    assert!(
+        out.stdout
+            .contains("  hits         8 of 10 A events (8 B events)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  2026-10-10T10:00:00Z  deploy player\n      (no B within the window)\n")
+    );
+    // --json is the server's answer; a bad window is refused before any request.
+    let out = fx
+        .tfr([
+            "correlate",
+            "--a",
+            "system:player",
+            "--b",
+            "system:cdn",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-11",
+            "--json",
+        ])
+        .run()
+        .await;
+    out.assert_success();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["hits"], 8);
+    let out = fx
+        .tfr(["correlate", "--a", "x", "--b", "y", "--window", "soon"])
+        .run()
+        .await;
+    out.assert_code(1);
+    assert!(out.stderr.contains("--window"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_follow_prints_history_then_new_events() {
+    use tokio::io::AsyncBufReadExt;
+    let fx = Fixture::start().await;
+    fx.post_events(&[
+        json!({"title": "older", "system": "player", "author": "a", "occurred_at": "2026-11-01T10:00:00Z"}),
+        json!({"title": "newer", "system": "player", "author": "a", "occurred_at": "2026-11-02T10:00:00Z"}),
+    ])
+    .await;
+    let mut tfr = fx.tfr(["log", "--follow", "--json", "system:player"]);
+    tfr.command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let mut child = tfr.command.spawn().expect("start tfr log --follow");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_title = async || -> String {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a line within 20 s")
+            .unwrap()
+            .expect("tfr is still running");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        event["title"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(next_title().await, "older", "history oldest first");
+    assert_eq!(next_title().await, "newer");
+    // The stream is open once the history is printed; give it a moment to subscribe.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fx.post_events(&[
+        json!({"title": "other system", "system": "api", "author": "a"}),
+        json!({"title": "live one", "system": "player", "author": "a"}),
+    ])
+    .await;
+    assert_eq!(next_title().await, "live one");
+    child.kill().await.unwrap();
+}

@@ -32,7 +32,10 @@ impl Query {
 fn field_matches(field: Field, values: &[ValuePattern], event: &Event) -> bool {
     let test = |actual: &str| {
         values.iter().any(|value| match (field, value) {
-            (Field::Id, ValuePattern::Exact(v)) => actual.eq_ignore_ascii_case(v),
+            (Field::Id, ValuePattern::Exact(v)) => v.parse::<crate::EventId>().map_or_else(
+                |_| actual.eq_ignore_ascii_case(v),
+                |id| id.to_string() == actual,
+            ),
             (Field::Id, ValuePattern::Prefix(v)) => actual.starts_with(&v.to_ascii_lowercase()),
             (_, ValuePattern::Exact(v)) => actual == v,
             (_, ValuePattern::Prefix(v)) => actual.starts_with(v.as_str()),

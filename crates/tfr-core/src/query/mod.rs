@@ -9,4 +9,4 @@ mod parse;
 
 pub use ast::{Field, Matcher, Query, Term, TextPattern, ValuePattern};
 pub use matches::tokens;
-pub use parse::{MAX_QUERY_CHARS, MAX_TERMS, QueryError, parse};
+pub use parse::{MAX_QUERY_CHARS, MAX_TERMS, MAX_VALUES, MAX_VALUES_PER_TERM, QueryError, parse};

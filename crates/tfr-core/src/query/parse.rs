@@ -7,6 +7,10 @@ use crate::time::{parse_duration, parse_time_bound};
 pub const MAX_QUERY_CHARS: usize = 4096;
 /// At most this many terms in one query.
 pub const MAX_TERMS: usize = 64;
+/// At most this many values in one `field:a,b,...` term...
+pub const MAX_VALUES_PER_TERM: usize = 100;
+/// ...and in the whole query.
+pub const MAX_VALUES: usize = 256;
 
 /// Why a query could not be parsed, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +41,11 @@ pub fn parse(text: &str) -> Result<Query> {
             format!("the query is longer than {MAX_QUERY_CHARS} characters"),
         ));
     }
-    let mut parser = Parser { chars, at: 0 };
+    let mut parser = Parser {
+        chars,
+        at: 0,
+        values: 0,
+    };
     let mut terms = Vec::new();
     loop {
         parser.skip_whitespace();
@@ -58,6 +66,8 @@ pub fn parse(text: &str) -> Result<Query> {
 struct Parser {
     chars: Vec<char>,
     at: usize,
+    /// Field values read so far, across terms.
+    values: usize,
 }
 
 impl Parser {
@@ -165,13 +175,24 @@ impl Parser {
             return Err(QueryError::new(
                 name_at,
                 format!(
-                    "unknown field '{name}'; the fields are {}, after, before, since (to search text containing ':', quote it)",
+                    "unknown field '{}'; the fields are {}, after, before, since (to search text containing ':', quote it)",
+                    crate::clip(name),
                     known.join(", ")
                 ),
             ));
         };
         let mut values = Vec::new();
         loop {
+            let value_at = self.at;
+            if values.len() == MAX_VALUES_PER_TERM || self.values == MAX_VALUES {
+                return Err(QueryError::new(
+                    value_at,
+                    format!(
+                        "too many values: at most {MAX_VALUES_PER_TERM} in one term and {MAX_VALUES} in a query"
+                    ),
+                ));
+            }
+            self.values += 1;
             let (value, prefix) = self.value(field.name())?;
             values.push(if prefix {
                 ValuePattern::Prefix(value)
@@ -282,7 +303,10 @@ fn text_pattern(text: String, prefix: bool, position: usize) -> Result<Matcher> 
             if text.is_empty() {
                 "empty search term".to_owned()
             } else {
-                format!("'{text}' has no letters or digits to search for")
+                format!(
+                    "'{}' has no letters or digits to search for",
+                    crate::clip(&text)
+                )
             },
         ));
     }
@@ -485,6 +509,20 @@ mod tests {
         let many = vec!["a"; MAX_TERMS + 1].join(" ");
         assert!(error(&many).message.contains("at most"));
         assert!(parse(&vec!["a"; MAX_TERMS].join(" ")).is_ok());
+    }
+
+    #[test]
+    fn value_limits() {
+        let many = vec!["a*"; MAX_VALUES_PER_TERM].join(",");
+        assert!(parse(&format!("system:{many}")).is_ok());
+        let too_many = vec!["a*"; MAX_VALUES_PER_TERM + 1].join(",");
+        assert!(
+            error(&format!("system:{too_many}"))
+                .message
+                .contains("too many values")
+        );
+        let terms: Vec<String> = (0..3).map(|_| format!("system:{many}")).collect();
+        assert!(error(&terms.join(" ")).message.contains("too many values"));
     }
 
     #[test]

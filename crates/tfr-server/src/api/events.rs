@@ -1,5 +1,7 @@
 //! `/api/v1/events`: record facts, one, many or a stream of them, and read them back.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -28,42 +30,55 @@ use crate::ndjson::{Line, LineSplitter};
 /// Who submitted events when no token is involved.
 const ANONYMOUS: &str = "anonymous";
 
-/// Lines of a bulk request stored together.
+/// Lines of a bulk request stored together...
 const BULK_BATCH: usize = 500;
+/// ...or fewer, when they weigh this much: memory stays bounded whatever the lines hold.
+const BULK_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Per-line errors reported in full by a bulk request; the rest are only counted.
 const MAX_BULK_ERRORS: usize = 1000;
 
 /// The idempotency key sent as a header, if any.
+/// The idempotency key sent as a header, if any (trimmed; empty counts as absent).
 fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    headers
-        .get("idempotency-key")
-        .map(|value| {
-            value.to_str().map(str::to_owned).map_err(|_| {
-                ApiError::InvalidEvent(ValidationError::new(
-                    "idempotency_key",
-                    "the Idempotency-Key header must be visible ASCII",
-                ))
-            })
-        })
-        .transpose()
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::InvalidEvent(ValidationError::new(
+            "idempotency_key",
+            "the Idempotency-Key header must be visible ASCII",
+        ))
+    })?;
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
-/// Puts a header-supplied key into the event object, so it is validated like the field.
-fn apply_key(value: &mut Value, key: String) -> Result<(), ValidationError> {
-    let Some(object) = value.as_object_mut() else {
-        return Ok(());
-    };
-    match object.get("idempotency_key") {
-        None | Some(Value::Null) => {
-            object.insert("idempotency_key".into(), Value::String(key));
-            Ok(())
-        }
-        Some(Value::String(existing)) if *existing == key => Ok(()),
+/// The `idempotency_key` an event object carries, as validation will read it.
+fn body_key(value: &Value) -> Option<&str> {
+    value
+        .get("idempotency_key")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+}
+
+/// Gives an event object the header's key when it has none of its own, so the key is
+/// validated like the field. With `must_agree` (a single event), a different key in the body
+/// is an error; for batches, an item's own key wins.
+fn apply_key(value: &mut Value, key: String, must_agree: bool) -> Result<(), ValidationError> {
+    match body_key(value) {
+        Some(existing) if existing == key || !must_agree => Ok(()),
         Some(_) => Err(ValidationError::new(
             "idempotency_key",
             "differs from the Idempotency-Key header; send one or make them equal",
         )),
+        None => {
+            if let Some(object) = value.as_object_mut() {
+                object.insert("idempotency_key".into(), Value::String(key));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -119,7 +134,7 @@ pub async fn create(
         Value::Array(items) => create_many(state, items, header_key, now).await,
         mut single => {
             if let Some(key) = header_key {
-                apply_key(&mut single, key).map_err(ApiError::InvalidEvent)?;
+                apply_key(&mut single, key, true).map_err(ApiError::InvalidEvent)?;
             }
             let record = prepare(&single, &state, now).map_err(ApiError::InvalidEvent)?;
             let outcome = state
@@ -172,7 +187,7 @@ async fn create_many(
     let mut invalid = Vec::new();
     for (index, item) in items.iter_mut().enumerate() {
         let prepared = match &header_key {
-            Some(key) => apply_key(item, format!("{key}:{index}")),
+            Some(key) => apply_key(item, format!("{key}:{index}"), false),
             None => Ok(()),
         }
         .and_then(|()| prepare(item, &state, now));
@@ -183,6 +198,31 @@ async fn create_many(
                 field: error.field,
                 message: error.message,
             }),
+        }
+    }
+    // A key used twice in one array with different content would conflict with an event
+    // that is never stored (the array is all or nothing): refuse it here, naming both items.
+    // (Indexes of `records` are the array's only when every item was valid.)
+    let mut first_use: HashMap<&str, (usize, &str)> = HashMap::new();
+    let checked = if invalid.is_empty() { records.len() } else { 0 };
+    for (index, record) in records.iter().enumerate().take(checked) {
+        let Some(key) = record.event.idempotency_key.as_deref() else {
+            continue;
+        };
+        match first_use.get(key) {
+            Some((first, digest)) if *digest != record.content_digest => {
+                invalid.push(ItemError {
+                    index,
+                    field: "idempotency_key".into(),
+                    message: format!(
+                        "item {first} uses the same idempotency key with different content"
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                first_use.insert(key, (index, &record.content_digest));
+            }
         }
     }
     if !invalid.is_empty() {
@@ -275,12 +315,15 @@ const NDJSON_TYPES: &[&str] = &[
 /// Record a stream of events: NDJSON, one event object per line, of any length.
 ///
 /// Each line stands alone: valid lines are stored even when others are refused, and the answer
-/// lists each refused line by number. Lines are limited to the body limit.
+/// lists each refused line by number. Lines are limited to the body limit. With an
+/// `Idempotency-Key: K` header, line `n` without its own key gets `K:n`, so the whole body can
+/// be retried safely.
 #[utoipa::path(
     post,
     path = "/api/v1/events/bulk",
     tag = "events",
     request_body(content = String, description = "NDJSON: one event object per line", content_type = "application/x-ndjson"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Key prefix: line n without its own key gets `K:n`")),
     responses(
         (status = 200, description = "Per-line outcome", body = BulkOutcome),
         (status = 400, description = "The body could not be read", body = ErrorBody),
@@ -298,8 +341,10 @@ pub async fn bulk(
             "send NDJSON (application/x-ndjson), one event per line; JSON arrays go to POST /api/v1/events".into(),
         )
     })?;
+    let header_key = idempotency_header(&headers)?;
     let mut outcome = BulkOutcome::default();
     let mut splitter = LineSplitter::new(state.config.body_limit);
+    let mut batch_bytes = 0;
     let mut stream = body.into_data_stream();
     let mut lines = Vec::new();
     let mut batch: Vec<(usize, InsertRecord)> = Vec::with_capacity(BULK_BATCH);
@@ -333,16 +378,25 @@ pub async fn bulk(
                     let parsed = serde_json::from_slice::<Value>(&bytes).map_err(|e| {
                         ApiError::InvalidBody(format!("the line is not valid JSON: {e}"))
                     });
-                    match parsed.and_then(|value| {
+                    let prepared = parsed.and_then(|mut value| {
+                        if let Some(key) = &header_key {
+                            apply_key(&mut value, format!("{key}:{number}"), false)
+                                .map_err(ApiError::InvalidEvent)?;
+                        }
                         prepare(&value, &state, now).map_err(ApiError::InvalidEvent)
-                    }) {
-                        Ok(record) => batch.push((number, record)),
+                    });
+                    match prepared {
+                        Ok(record) => {
+                            batch_bytes += bytes.len();
+                            batch.push((number, record));
+                        }
                         Err(error) => outcome.error(number, &error),
                     }
                 }
             }
-            if batch.len() >= BULK_BATCH {
+            if batch.len() >= BULK_BATCH || batch_bytes >= BULK_BATCH_BYTES {
                 store_batch(&state, &mut batch, &mut outcome).await?;
+                batch_bytes = 0;
             }
         }
     }
@@ -366,7 +420,7 @@ async fn store_batch(
         .await
         .map_err(|error| match ApiError::from(error) {
             ApiError::Unavailable(message) => ApiError::Unavailable(format!(
-                "{message}; {} events of this request were stored before the failure, so retry with idempotency keys",
+                "{message}; {} events of this request were stored before the failure, so retry with idempotency keys (the CLI's import always sets them)",
                 outcome.created
             )),
             other => other,
@@ -527,7 +581,7 @@ pub struct LastEvent {
     pub age_seconds: i64,
 }
 
-/// When did this last happen? The most recent event matching `q`.
+/// When did this last happen? The most recent event matching `q` that occurred by now.
 #[utoipa::path(
     get,
     path = "/api/v1/events/last",
@@ -544,7 +598,12 @@ pub async fn last(
     Params(params): Params<LastParams>,
 ) -> ApiResult<Json<LastEvent>> {
     let now = now();
-    let filter = params::filter(params.q.as_deref(), None, None, now)?;
+    let mut filter = params::filter(params.q.as_deref(), None, None, now)?;
+    // The last change that happened: planned ones (occurred_at in the future) don't count.
+    filter.to = Some(
+        now.checked_add(jiff::SignedDuration::from_micros(1))
+            .unwrap_or(now),
+    );
     let request = PageRequest {
         limit: 1,
         ..PageRequest::default()

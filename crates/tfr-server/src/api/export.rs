@@ -5,8 +5,11 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::sync::Arc;
 use tfr_core::time::now;
-use tfr_store::{Cursor, EventFilter, MAX_PAGE_SIZE, Order, PageRequest, Store};
+
+use tfr_store::{EventFilter, MAX_PAGE_SIZE, Order, PageRequest, Store};
+use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
 use crate::AppState;
@@ -51,58 +54,75 @@ pub async fn export(
     )?;
     // Fail before the 200 if the store is down, rather than with a truncated body.
     state.store.ping().await?;
-    let pages = futures_util::stream::unfold(ExportState::Next(None), move |position| {
-        next_chunk(state.store.clone(), filter.clone(), position)
+    let (sender, receiver) = mpsc::channel(4);
+    tokio::spawn(produce(Arc::clone(&state.store), filter, sender));
+    let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
     });
     Ok((
         [(CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(pages),
+        Body::from_stream(chunks),
     )
         .into_response())
 }
 
-enum ExportState {
-    Next(Option<Cursor>),
-    Done,
-}
+/// Chunks of the body are sent when they reach this size.
+const CHUNK_BYTES: usize = 256 * 1024;
 
-async fn next_chunk(
-    store: std::sync::Arc<dyn Store>,
-    filter: EventFilter,
-    position: ExportState,
-) -> Option<(Result<Bytes, std::io::Error>, ExportState)> {
-    let ExportState::Next(cursor) = position else {
-        return None;
-    };
-    let request = PageRequest {
-        limit: MAX_PAGE_SIZE,
-        cursor,
-        order: Order::OldestFirst,
-        include_diffs: true,
-    };
-    match store.list(&filter, request).await {
-        Ok(page) => {
-            let mut chunk = Vec::new();
-            for event in &page.events {
-                if let Err(error) = serde_json::to_writer(&mut chunk, event) {
-                    return Some((Err(std::io::Error::other(error)), ExportState::Done));
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// Writes the export into `sender` page by page. Pages are read without diffs and each diff is
+/// read alone, so memory holds one page of events and one diff, whatever the history holds.
+async fn produce(store: Arc<dyn Store>, filter: EventFilter, sender: mpsc::Sender<Chunk>) {
+    let mut cursor = None;
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+    loop {
+        let request = PageRequest {
+            limit: MAX_PAGE_SIZE,
+            cursor,
+            order: Order::OldestFirst,
+            include_diffs: false,
+        };
+        let page = match store.list(&filter, request).await {
+            Ok(page) => page,
+            Err(error) => return fail(&sender, error.to_string()).await,
+        };
+        for mut event in page.events {
+            if event.has_diff {
+                match store.get(event.id).await {
+                    Ok(Some(full)) => event.diff = full.diff,
+                    Ok(None) => {} // deleted meanwhile: exported without it
+                    Err(error) => return fail(&sender, error.to_string()).await,
                 }
-                chunk.push(b'\n');
             }
-            let next = match page.next_cursor {
-                Some(cursor) => ExportState::Next(Some(cursor)),
-                None => ExportState::Done,
-            };
-            Some((Ok(Bytes::from(chunk)), next))
+            if let Err(error) = serde_json::to_writer(&mut chunk, &event) {
+                return fail(&sender, error.to_string()).await;
+            }
+            chunk.push(b'\n');
+            if chunk.len() >= CHUNK_BYTES {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES));
+                if sender.send(Ok(Bytes::from(full))).await.is_err() {
+                    return; // the client went away
+                }
+            }
         }
-        Err(error) => {
-            // The status line is gone; ending the body with an error makes the client see a
-            // broken transfer instead of a silently short export.
-            tracing::error!(%error, "export failed midway");
-            Some((
-                Err(std::io::Error::other(error.to_string())),
-                ExportState::Done,
-            ))
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
         }
     }
+    if !chunk.is_empty() {
+        let _ = sender.send(Ok(Bytes::from(chunk))).await;
+    }
+}
+
+/// The status line is gone: ending the body with an error makes the client see a broken
+/// transfer instead of a silently short export.
+async fn fail(sender: &mpsc::Sender<Chunk>, detail: String) {
+    tracing::error!(%detail, "export failed midway");
+    let _ = sender
+        .send(Err(std::io::Error::other(
+            "the export failed; see the server log",
+        )))
+        .await;
 }

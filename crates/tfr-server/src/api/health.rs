@@ -25,7 +25,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(error) => ApiError::Unavailable(error.to_string()).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 

@@ -318,6 +318,30 @@ impl Api {
         })
     }
 
+    /// Opens the live stream (`GET /api/v1/stream`, Server-Sent Events) for `query`, resuming
+    /// after `last_event_id` when given. Opening is retried like any request.
+    pub async fn open_event_stream(
+        &self,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Response, ApiError> {
+        let url = self.url("/api/v1/stream", &[("q", query)])?;
+        let mut retry = 0;
+        loop {
+            let mut request = self.client.get(url.clone());
+            if let Some(id) = last_event_id {
+                request = request.header("Last-Event-ID", id);
+            }
+            let failure = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => status_error(response).await,
+                Err(error) => transport_error(&url, &error),
+            };
+            retry += 1;
+            self.pause_or_give_up(failure, retry, &url).await?;
+        }
+    }
+
     /// `GET` a streamed body (the NDJSON export). Only getting the answer's head is retried;
     /// once bytes flow, a broken connection is an error, as the data already written cannot
     /// be taken back. No overall deadline: a large export may take minutes, but a stall

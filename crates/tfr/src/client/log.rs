@@ -47,6 +47,11 @@ pub struct LogArgs {
     /// One event JSON per line (NDJSON) instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// Keep running and print each new matching event as it is stored (like `tail -f`). The
+    /// events already there are then shown oldest first, so the newest is last.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +91,8 @@ async fn log(args: &LogArgs, options: &ClientOptions) -> anyhow::Result<ExitCode
     let mut cursor = String::new();
     let mut shown: u64 = 0;
     let now = tfr_core::time::now();
+    // With --follow, the history is printed oldest first once all of it is read.
+    let mut history: Vec<Value> = Vec::new();
     while remaining > 0 {
         let limit = remaining.min(MAX_PAGE).to_string();
         let params = [
@@ -102,7 +109,9 @@ async fn log(args: &LogArgs, options: &ClientOptions) -> anyhow::Result<ExitCode
         })?;
         let take = usize::try_from(remaining).unwrap_or(usize::MAX);
         let events = &page.events[..page.events.len().min(take)];
-        if args.json {
+        if args.follow {
+            history.extend_from_slice(events);
+        } else if args.json {
             for raw in events {
                 serde_json::to_writer(&mut stdout, raw)?;
                 writeln!(stdout)?;
@@ -133,10 +142,105 @@ async fn log(args: &LogArgs, options: &ClientOptions) -> anyhow::Result<ExitCode
             _ => break,
         }
     }
+    if args.follow {
+        history.reverse();
+        let mut printer = Printer::new(args.json, &history, now)?;
+        for raw in &history {
+            printer.print(&mut stdout, raw)?;
+        }
+        drop(stdout);
+        return follow(&api, &query, printer).await;
+    }
     if shown == 0 {
         eprintln!("no events match");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints events one at a time, as a table row or a JSON line.
+struct Printer {
+    json: bool,
+    table: Table,
+    header_printed: bool,
+}
+
+impl Printer {
+    fn new(json: bool, sample: &[Value], now: Timestamp) -> anyhow::Result<Self> {
+        let rows = sample
+            .iter()
+            .map(|raw| read_event(raw).map(|event| Row::new(&event, now)))
+            .collect::<anyhow::Result<Vec<Row>>>()?;
+        Ok(Self {
+            json,
+            table: Table::fit(&rows),
+            header_printed: false,
+        })
+    }
+
+    fn print(&mut self, out: &mut impl Write, raw: &Value) -> anyhow::Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut *out, raw)?;
+            writeln!(out)?;
+        } else {
+            let row = Row::new(&read_event(raw)?, tfr_core::time::now());
+            if !self.header_printed {
+                writeln!(out, "{}", self.table.header())?;
+                self.header_printed = true;
+            }
+            writeln!(out, "{}", self.table.line(&row))?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn read_event(raw: &Value) -> anyhow::Result<Event> {
+    serde_json::from_value::<Event>(raw.clone()).context("the server sent an event tfr cannot read")
+}
+
+/// Tails the live stream until interrupted, reconnecting (from the last event seen, so none
+/// is missed) when the connection drops.
+async fn follow(api: &Api, query: &str, mut printer: Printer) -> anyhow::Result<ExitCode> {
+    use futures_util::StreamExt;
+    let mut last_id: Option<String> = None;
+    loop {
+        let response = api.open_event_stream(query, last_id.as_deref()).await?;
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                if let Some((id, data)) = parse_sse_block(&block) {
+                    let raw: Value = serde_json::from_str(&data)
+                        .context("the server sent a stream message tfr cannot read")?;
+                    printer.print(&mut std::io::stdout().lock(), &raw)?;
+                    last_id = Some(id);
+                }
+            }
+        }
+        eprintln!("tfr: the stream was interrupted; reconnecting");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// The `id` and `data` of one Server-Sent Events message; `None` for comments (heartbeats).
+pub fn parse_sse_block(block: &str) -> Option<(String, String)> {
+    let mut id = None;
+    let mut data: Option<String> = None;
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("id:") {
+            id = Some(value.trim_start().to_owned());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            data = Some(match data {
+                Some(previous) => format!("{previous}\n{value}"),
+                None => value.to_owned(),
+            });
+        }
+    }
+    Some((id?, data?))
 }
 
 /// One event as the table shows it; every cell already made safe for a terminal.

@@ -5,6 +5,7 @@
 //! need no server (building an event from flags, transforming import lines, formatting a
 //! table, generating the demo history) are plain functions so they can be unit-tested.
 
+pub mod correlate;
 pub mod demo;
 pub mod export;
 pub mod http;
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
+pub use correlate::CorrelateArgs;
 pub use demo::DemoArgs;
 pub use export::ExportArgs;
 pub use import::ImportArgs;
