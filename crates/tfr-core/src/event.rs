@@ -160,6 +160,35 @@ pub struct Event {
     pub submitted_by: String,
 }
 
+impl Event {
+    /// A copy without the diff (which can weigh a megabyte), as lists and write answers carry
+    /// it; `has_diff` still tells whether there is one.
+    pub fn without_diff(&self) -> Event {
+        Event {
+            id: self.id,
+            occurred_at: self.occurred_at,
+            ended_at: self.ended_at,
+            recorded_at: self.recorded_at,
+            title: self.title.clone(),
+            system: self.system.clone(),
+            author: self.author.clone(),
+            kind: self.kind.clone(),
+            environment: self.environment.clone(),
+            team: self.team.clone(),
+            source: self.source.clone(),
+            version: self.version.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            links: self.links.clone(),
+            has_diff: self.has_diff,
+            diff: None,
+            attributes: self.attributes.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            submitted_by: self.submitted_by.clone(),
+        }
+    }
+}
+
 /// The only changes a fact allows once recorded: closing its time span and adding links or tags.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventPatch {

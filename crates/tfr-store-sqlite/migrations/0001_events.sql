@@ -1,6 +1,7 @@
 -- Events: one row per fact. Times are microseconds since the Unix epoch, UTC.
 CREATE TABLE events (
-    seq             INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a row number is never reused, so stream positions only grow.
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     id              TEXT    NOT NULL UNIQUE,
     occurred_at     INTEGER NOT NULL,
     ended_at        INTEGER,

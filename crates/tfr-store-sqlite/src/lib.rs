@@ -36,6 +36,9 @@ pub const DATABASE_FILE: &str = "tfr.db";
 /// Read connections kept open between requests.
 const IDLE_READERS: usize = 8;
 
+/// Reads running at once; more wait. Each holds a connection and a blocking thread.
+const MAX_READERS: usize = 16;
+
 /// Requests waiting for the writer before callers are made to wait.
 const WRITE_QUEUE: usize = 1024;
 
@@ -67,6 +70,7 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     closed: AtomicBool,
     stream: broadcast::Sender<Arc<StoredEvent>>,
+    read_slots: tokio::sync::Semaphore,
 }
 
 impl SqliteStore {
@@ -117,6 +121,7 @@ impl SqliteStore {
             readers,
             closed: AtomicBool::new(false),
             stream,
+            read_slots: tokio::sync::Semaphore::new(MAX_READERS),
         })
     }
 
@@ -158,15 +163,34 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
     }
 
+    /// Runs `work` on a read connection on a blocking thread. At most [`MAX_READERS`] reads
+    /// run at once (the rest wait their turn), and a read whose caller gave up (a request
+    /// timed out, a client went away) is interrupted rather than left running.
     async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.check_open()?;
-        let readers = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || readers.with(work))
+        let _permit = self
+            .read_slots
+            .acquire()
             .await
-            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+            .map_err(|_| StoreError::Unavailable("the store is shut down".into()))?;
+        let connection = self.readers.take().map_err(sqlite_error)?;
+        let interrupt = InterruptOnDrop {
+            handle: connection.get_interrupt_handle(),
+            armed: true,
+        };
+        let readers = Arc::clone(&self.readers);
+        let result = tokio::task::spawn_blocking(move || {
+            let result = work(&connection).map_err(sqlite_error);
+            readers.give_back(connection);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")));
+        interrupt.disarm();
+        result?
     }
 }
 
@@ -200,6 +224,26 @@ fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// Interrupts a read's statement if its future is dropped before the read finished.
+struct InterruptOnDrop {
+    handle: rusqlite::InterruptHandle,
+    armed: bool,
+}
+
+impl InterruptOnDrop {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.handle.interrupt();
+        }
+    }
+}
+
 /// A pool of read-only connections.
 struct Readers {
     path: PathBuf,
@@ -231,13 +275,6 @@ impl Readers {
             idle.push(connection);
         }
     }
-
-    fn with<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let connection = self.take().map_err(sqlite_error)?;
-        let result = work(&connection).map_err(sqlite_error);
-        self.give_back(connection);
-        result
-    }
 }
 
 /// Reads one page in either order, resuming strictly after the cursor.
@@ -264,16 +301,18 @@ fn select_page(
             ],
         );
     }
+    // The limit is a parameter, so every page size shares one cached statement.
     let text = format!(
-        "SELECT {} {} WHERE {} ORDER BY e.occurred_at {direction}, e.id {direction} LIMIT {}",
+        "SELECT {} {} WHERE {} ORDER BY e.occurred_at {direction}, e.id {direction} LIMIT ?",
         rows::select_list(page.include_diffs),
         rows::from_clause(page.include_diffs),
         condition.where_sql(),
-        page.limit,
     );
+    let mut params = condition.params;
+    params.push(Value::Integer(sql_limit(page.limit)));
     let mut statement = connection.prepare_cached(&text)?;
     statement
-        .query_map(rusqlite::params_from_iter(condition.params), |row| {
+        .query_map(rusqlite::params_from_iter(params), |row| {
             rows::event_from_row(row, page.include_diffs)
         })?
         .collect()
@@ -318,7 +357,7 @@ impl Store for SqliteStore {
         let wanted = page.limit;
         // One more than asked tells whether there is a next page.
         let probe = PageRequest {
-            limit: wanted + 1,
+            limit: wanted.saturating_add(1),
             ..page
         };
         let mut events = self

@@ -13,17 +13,13 @@ pub struct Condition {
 }
 
 impl Condition {
-    fn push(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
+    /// Adds a condition (and its parameters) that must also hold.
+    pub fn and(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
         if !self.sql.is_empty() {
             self.sql.push_str(" AND ");
         }
         self.sql.push_str(sql);
         self.params.extend(params);
-    }
-
-    /// Adds a raw fragment with its parameters (used for cursors and time windows).
-    pub fn and(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
-        self.push(sql, params);
     }
 
     /// The clause, or `1` when there is none, so it can always follow `WHERE`.
@@ -36,13 +32,13 @@ impl Condition {
 pub fn compile(filter: &EventFilter) -> Condition {
     let mut condition = Condition::default();
     if let Some(from) = filter.from {
-        condition.push(
+        condition.and(
             "e.occurred_at >= ?",
             [Value::Integer(from.as_microsecond())],
         );
     }
     if let Some(to) = filter.to {
-        condition.push("e.occurred_at < ?", [Value::Integer(to.as_microsecond())]);
+        condition.and("e.occurred_at < ?", [Value::Integer(to.as_microsecond())]);
     }
     // Positive full-text terms are combined into one MATCH: one index lookup.
     let positive_text: Vec<String> = filter
@@ -56,7 +52,7 @@ pub fn compile(filter: &EventFilter) -> Condition {
         })
         .collect();
     if !positive_text.is_empty() {
-        condition.push(
+        condition.and(
             "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
             [Value::Text(positive_text.join(" AND "))],
         );
@@ -87,9 +83,9 @@ pub fn compile(filter: &EventFilter) -> Condition {
         };
         if term.negated && !matches!(term.matcher, Matcher::Text(_)) {
             // IFNULL: `-env:prod` keeps the events that have no environment at all.
-            condition.push(&format!("NOT IFNULL(({sql}), 0)"), params);
+            condition.and(&format!("NOT IFNULL(({sql}), 0)"), params);
         } else {
-            condition.push(&sql, params);
+            condition.and(&sql, params);
         }
     }
     condition

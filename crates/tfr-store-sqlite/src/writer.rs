@@ -17,8 +17,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::rows;
 use crate::sqlite_error;
 
-/// Requests stop being merged into one transaction past this many events.
+/// Requests stop being merged into one transaction past this many events...
 const MAX_GROUP_EVENTS: usize = 4_000;
+/// ...or this much text, so a group of large events holds bounded memory.
+const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the writer thread is asked to do.
 pub enum Command {
@@ -64,6 +66,24 @@ impl Write {
         match self {
             Write::Insert { records, .. } => records.len().max(1),
             Write::Patch { .. } => 1,
+        }
+    }
+
+    /// Roughly how much text the write carries (the fields that can be large).
+    fn bytes(&self) -> usize {
+        match self {
+            Write::Insert { records, .. } => records
+                .iter()
+                .map(|record| {
+                    let event = &record.event;
+                    event.title.len()
+                        + event.description.as_ref().map_or(0, String::len)
+                        + event.diff.as_ref().map_or(0, String::len)
+                        + event.tags.iter().map(String::len).sum::<usize>()
+                        + event.links.iter().map(|l| l.url.len()).sum::<usize>()
+                })
+                .sum(),
+            Write::Patch { .. } => 0,
         }
     }
 }
@@ -115,6 +135,7 @@ pub fn run(
     while let Some(first) = receiver.blocking_recv() {
         let mut group = Vec::new();
         let mut weight = 0;
+        let mut bytes = 0;
         let mut next = Some(first);
         while let Some(command) = next.take() {
             match command {
@@ -128,10 +149,11 @@ pub fn run(
                 }
                 Command::Write(write) => {
                     weight += write.weight();
+                    bytes += write.bytes();
                     group.push(write);
                 }
             }
-            if weight < MAX_GROUP_EVENTS {
+            if weight < MAX_GROUP_EVENTS && bytes < MAX_GROUP_BYTES {
                 next = receiver.try_recv().ok();
             }
         }
@@ -173,7 +195,8 @@ fn commit_group(
     };
     let mut pending = Vec::with_capacity(group.len());
     let mut stored = Vec::new();
-    for command in group {
+    let mut commands = group.into_iter();
+    while let Some(command) = commands.next() {
         match command {
             Write::Insert {
                 records,
@@ -191,6 +214,20 @@ fn commit_group(
                 let result = patch_event(&mut transaction, id, &patch);
                 pending.push(Pending::Patch(reply, result));
             }
+        }
+        // After some errors (disk full, I/O, out of memory) SQLite rolls the whole transaction
+        // back by itself. Going on would run each later request in its own implicit
+        // transaction: everything in this group has failed, and is answered so.
+        if transaction.is_autocommit() {
+            const ROLLED_BACK: &str = "the database rolled the transaction back";
+            tracing::error!("{ROLLED_BACK}; failing the whole group");
+            for write in commands {
+                fail(write, ROLLED_BACK);
+            }
+            for reply in pending {
+                reply.send(Some(ROLLED_BACK));
+            }
+            return;
         }
     }
     let created_total = i64::try_from(stored.len()).unwrap_or(i64::MAX);
@@ -256,10 +293,7 @@ fn insert_batch(
             stored.push(StoredEvent {
                 position: StreamPosition(u64::try_from(seq).unwrap_or(0)),
                 // Published as lists and `stored_since` read it: without the diff.
-                event: Event {
-                    diff: None,
-                    ..record.event.clone()
-                },
+                event: record.event.without_diff(),
             });
         }
         outcomes.push(outcome);
@@ -284,8 +318,13 @@ fn insert_one(
             .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         if let Some((seq, digest)) = existing {
-            let original = load_event(connection, seq)?;
-            return Ok((repeat_or_conflict(record, &digest, original, key), None));
+            if digest == record.content_digest {
+                // The same submission again: no need to read (and compare) the diff.
+                let original = load_event(connection, seq, false)?;
+                return Ok((InsertOutcome::Duplicate(original), None));
+            }
+            let original = load_event(connection, seq, true)?;
+            return Ok((repeat_or_conflict(record, original, key), None));
         }
         if let Some(exported) = record.imported_from() {
             let seq: Option<i64> = connection
@@ -293,23 +332,23 @@ fn insert_one(
                 .query_row([exported.to_string()], |row| row.get(0))
                 .optional()?;
             if let Some(seq) = seq {
-                let original = load_event(connection, seq)?;
-                return Ok((repeat_or_conflict(record, "", original, key), None));
+                let original = load_event(connection, seq, true)?;
+                return Ok((repeat_or_conflict(record, original, key), None));
             }
         }
     }
     let seq = rows::insert_event(connection, record)?;
-    Ok((InsertOutcome::Created(record.event.clone()), Some(seq)))
+    Ok((
+        InsertOutcome::Created(record.event.without_diff()),
+        Some(seq),
+    ))
 }
 
-fn repeat_or_conflict(
-    record: &InsertRecord,
-    stored_digest: &str,
-    original: Event,
-    key: &str,
-) -> InsertOutcome {
-    if record.repeats(stored_digest, &original) {
-        InsertOutcome::Duplicate(original)
+/// Compares a record with the stored event (read with its diff) holding its key. Outcomes
+/// carry events without diffs: they can weigh a megabyte each and nobody needs them back.
+fn repeat_or_conflict(record: &InsertRecord, original: Event, key: &str) -> InsertOutcome {
+    if record.repeats("", &original) {
+        InsertOutcome::Duplicate(original.without_diff())
     } else {
         InsertOutcome::Conflict {
             idempotency_key: key.to_owned(),
@@ -318,16 +357,16 @@ fn repeat_or_conflict(
     }
 }
 
-/// Reads one event by row number, with its diff.
-fn load_event(connection: &Connection, seq: i64) -> rusqlite::Result<Event> {
+/// Reads one event by row number, with or without its diff.
+fn load_event(connection: &Connection, seq: i64, include_diff: bool) -> rusqlite::Result<Event> {
     let sql = format!(
         "SELECT {} {} WHERE e.seq = ?1",
-        rows::select_list(true),
-        rows::from_clause(true)
+        rows::select_list(include_diff),
+        rows::from_clause(include_diff)
     );
     connection
         .prepare_cached(&sql)?
-        .query_row([seq], |row| rows::event_from_row(row, true))
+        .query_row([seq], |row| rows::event_from_row(row, include_diff))
 }
 
 fn patch_event(
@@ -347,7 +386,7 @@ fn patch_event(
     let Some(seq) = seq else {
         return Ok(None);
     };
-    let mut event = load_event(&savepoint, seq).map_err(sqlite_error)?;
+    let mut event = load_event(&savepoint, seq, true).map_err(sqlite_error)?;
     patch.apply(&mut event)?;
     rows::update_mutable(&savepoint, seq, &event).map_err(sqlite_error)?;
     savepoint.commit().map_err(sqlite_error)?;

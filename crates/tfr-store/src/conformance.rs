@@ -366,8 +366,8 @@ pub async fn create_all(store: &dyn Store, records: Vec<InsertRecord>) -> Vec<Ev
         for (outcome, sent) in outcomes.iter().zip(sent) {
             assert_eq!(
                 created(outcome),
-                &sent,
-                "Created carries the event as stored"
+                &sent.without_diff(),
+                "Created carries the event as stored, without its diff"
             );
             events.push(sent);
         }
@@ -776,7 +776,7 @@ pub async fn events_at_the_limits_round_trip(store: &dyn Store) {
     }
     assert_eq!(
         insert_one(store, record(&submitted)).await,
-        InsertOutcome::Duplicate(sent),
+        InsertOutcome::Duplicate(sent.without_diff()),
         "a 200-character idempotency key works"
     );
 }
@@ -1398,7 +1398,7 @@ pub async fn idempotent_retry_returns_the_original(store: &dyn Store) {
     assert_ne!(retry.event.id, original.id);
     assert_eq!(
         insert_one(store, retry).await,
-        InsertOutcome::Duplicate(original.clone())
+        InsertOutcome::Duplicate(original.without_diff())
     );
     assert_eq!(store.count().await.expect("count"), 1);
 
@@ -1413,7 +1413,7 @@ pub async fn idempotent_retry_returns_the_original(store: &dyn Store) {
     let again = record_at(&untimed, ts("2026-11-02T10:00:30Z"), "conformance");
     assert_eq!(
         insert_one(store, again).await,
-        InsertOutcome::Duplicate(first)
+        InsertOutcome::Duplicate(first.without_diff())
     );
     assert_eq!(store.count().await.expect("count"), 2);
     let all = search(store, &EventFilter::all(query_now())).await;
@@ -1450,7 +1450,7 @@ pub async fn reimported_export_is_a_duplicate(store: &dyn Store) {
     let reimport = record_at(&exported, ts("2026-11-20T00:00:00Z"), "importer");
     assert_eq!(
         insert_one(store, reimport).await,
-        InsertOutcome::Duplicate(patched.clone())
+        InsertOutcome::Duplicate(patched.without_diff())
     );
     // The original submission retried after the patch is still a duplicate too.
     assert_eq!(
@@ -1459,7 +1459,7 @@ pub async fn reimported_export_is_a_duplicate(store: &dyn Store) {
             record_at(&untimed, ts("2026-11-03T00:00:00Z"), "conformance")
         )
         .await,
-        InsertOutcome::Duplicate(patched.clone())
+        InsertOutcome::Duplicate(patched.without_diff())
     );
     // But an export whose content was changed is a conflict.
     exported["title"] = json!("Edited");
@@ -1487,7 +1487,7 @@ pub async fn reimported_keyless_event_is_a_duplicate(store: &dyn Store) {
     exported["idempotency_key"] = json!(format!("import:{}", stored.id));
     assert_eq!(
         insert_one(store, record(&exported)).await,
-        InsertOutcome::Duplicate(stored.clone())
+        InsertOutcome::Duplicate(stored.without_diff())
     );
     exported["title"] = json!("Edited");
     assert_eq!(
@@ -1536,7 +1536,7 @@ pub async fn idempotency_key_with_other_content_conflicts(store: &dyn Store) {
     // The key still answers retries of the original content.
     assert_eq!(
         insert_one(store, record(&keyed("Deploy api 1.0", "key-1"))).await,
-        InsertOutcome::Duplicate(original)
+        InsertOutcome::Duplicate(original.without_diff())
     );
 }
 
@@ -1556,7 +1556,7 @@ pub async fn idempotency_keys_within_one_batch(store: &dyn Store) {
         .expect("insert");
     assert_eq!(outcomes.len(), 5);
     let first = created(&outcomes[0]).clone();
-    assert_eq!(outcomes[1], InsertOutcome::Duplicate(first.clone()));
+    assert_eq!(outcomes[1], InsertOutcome::Duplicate(first.without_diff()));
     let other = created(&outcomes[2]).clone();
     assert_eq!(
         outcomes[3],
@@ -1568,7 +1568,8 @@ pub async fn idempotency_keys_within_one_batch(store: &dyn Store) {
     let no_key = created(&outcomes[4]).clone();
     assert_eq!(store.count().await.expect("count"), 3);
     for event in [first, other, no_key] {
-        assert_eq!(store.get(event.id).await.expect("get"), Some(event));
+        let stored = store.get(event.id).await.expect("get");
+        assert_eq!(stored.map(|e| e.without_diff()), Some(event.without_diff()));
     }
 
     // In an all-or-nothing batch, a repeat with other content rolls the whole batch back.
@@ -1634,7 +1635,10 @@ pub async fn all_or_nothing_batch_with_a_conflict_stores_nothing(store: &dyn Sto
         .insert(batch, BatchMode::AllOrNothing)
         .await
         .expect("insert");
-    assert_eq!(outcomes[0], InsertOutcome::Duplicate(original));
+    assert_eq!(
+        outcomes[0],
+        InsertOutcome::Duplicate(original.without_diff())
+    );
     let stored = created(&outcomes[1]).clone();
     assert_eq!(store.get(stored.id).await.expect("get"), Some(stored));
     assert_eq!(store.count().await.expect("count"), 3);
@@ -1663,9 +1667,13 @@ pub async fn independent_batch_stores_the_rest(store: &dyn Store) {
         }
     );
     let without_key = created(&outcomes[2]).clone();
-    assert_eq!(outcomes[3], InsertOutcome::Duplicate(original));
+    assert_eq!(
+        outcomes[3],
+        InsertOutcome::Duplicate(original.without_diff())
+    );
     for event in [with_key, without_key] {
-        assert_eq!(store.get(event.id).await.expect("get"), Some(event));
+        let stored = store.get(event.id).await.expect("get");
+        assert_eq!(stored.map(|e| e.without_diff()), Some(event.without_diff()));
     }
     assert_eq!(store.count().await.expect("count"), 3);
 }
@@ -1885,7 +1893,7 @@ pub async fn patch_sets_ended_at_and_adds_tags_and_links(store: &dyn Store) {
     );
     assert_eq!(
         insert_one(store, record(&experiment())).await,
-        InsertOutcome::Duplicate(expected),
+        InsertOutcome::Duplicate(expected.without_diff()),
         "a retry of the original submission returns the event as patched"
     );
 }
@@ -2111,7 +2119,7 @@ pub async fn concurrent_inserts_are_stored_exactly_once(store: Arc<dyn Store>) {
             for n in 0..EACH {
                 let outcome = insert_one(&*store, record(&submission(task, n))).await;
                 let original = &by_key[&format!("task-{task}-{n}")];
-                assert_eq!(outcome, InsertOutcome::Duplicate(original.clone()));
+                assert_eq!(outcome, InsertOutcome::Duplicate(original.without_diff()));
             }
             Vec::new()
         });
@@ -2235,7 +2243,8 @@ pub async fn concurrent_retries_of_one_key_create_one_event(store: Arc<dyn Store
         "same content duplicates, other content conflicts"
     );
     assert_eq!(store.count().await.expect("count"), 1);
-    assert_eq!(store.get(winner.id).await.expect("get"), Some(winner));
+    let stored = store.get(winner.id).await.expect("get");
+    assert_eq!(stored.map(|e| e.without_diff()), Some(winner));
 }
 
 fn assert_unavailable<T: std::fmt::Debug>(call: &str, result: Result<T, StoreError>) {

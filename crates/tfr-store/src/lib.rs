@@ -201,9 +201,11 @@ pub enum BatchMode {
 /// What happened to one item of an insert.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InsertOutcome {
-    /// Stored now.
+    /// Stored now. The event as stored, without its diff (`has_diff` says whether it has
+    /// one): outcomes of large batches must not hold every diff twice.
     Created(Event),
-    /// The idempotency key was already used with the same content: the original event.
+    /// The idempotency key was already used with the same content: the original event,
+    /// without its diff.
     Duplicate(Event),
     /// The idempotency key was already used with other content. In an all-or-nothing batch,
     /// nothing of the batch was stored.
