@@ -4,8 +4,10 @@
 use rusqlite::Connection;
 
 /// `(version, name, SQL)`, in order.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "events", include_str!("../migrations/0001_events.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "events", include_str!("../migrations/0001_events.sql")),
+    (2, "rollups", include_str!("../migrations/0002_rollups.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
