@@ -4,6 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use crate::api::{correlate, events, export, health, stats, stream};
+use crate::integrations::{cloudevents, datadog, github, gitlab, grafana, honeycomb, pagerduty};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,11 +28,23 @@ use crate::api::{correlate, events, export, health, stats, stream};
         health::healthz,
         health::readyz,
         health::metrics,
+        github::receive,
+        gitlab::receive,
+        pagerduty::enqueue,
+        datadog::create,
+        grafana::create,
+        grafana::create_graphite,
+        grafana::find,
+        grafana::simplejson_root,
+        grafana::simplejson_annotations,
+        honeycomb::create_marker,
+        cloudevents::receive,
     ),
     tags(
         (name = "events", description = "Record and search facts"),
         (name = "stats", description = "Statistics and correlation"),
         (name = "operations", description = "Health and metrics"),
+        (name = "integrations", description = "Tools already in place (GitHub, GitLab, PagerDuty, Datadog, Grafana, Honeycomb, CloudEvents) send facts in their own formats; Grafana reads them back. See docs/integrations.md"),
     )
 )]
 struct ApiDoc;

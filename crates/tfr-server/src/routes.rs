@@ -8,6 +8,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::AppState;
 use crate::api::{correlate, events, export, health, stats, stream};
+use crate::integrations::{cloudevents, datadog, github, gitlab, grafana, honeycomb, pagerduty};
 use crate::{metrics, openapi};
 
 /// Builds the application.
@@ -49,12 +50,83 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::record,
         ));
+    // Integrations (design §5): each tool's native payload, answered the way the tool expects.
+    let grafana_read = || get(grafana::find).options(grafana::preflight);
+    let simplejson_root = || get(grafana::simplejson_root).options(grafana::preflight);
+    let integrations = Router::new()
+        .route("/integrations/github", post(github::receive))
+        .route("/integrations/gitlab", post(gitlab::receive))
+        .route(
+            "/integrations/pagerduty/v2/change/enqueue",
+            post(pagerduty::enqueue),
+        )
+        .route("/integrations/datadog/api/v1/events", post(datadog::create))
+        .route(
+            "/integrations/grafana/api/annotations",
+            grafana_read().post(grafana::create),
+        )
+        .route(
+            "/integrations/grafana/api/annotations/graphite",
+            post(grafana::create_graphite),
+        )
+        .route("/integrations/grafana/simplejson", simplejson_root())
+        .route("/integrations/grafana/simplejson/", simplejson_root())
+        .route(
+            "/integrations/grafana/simplejson/annotations",
+            post(grafana::simplejson_annotations).options(grafana::preflight),
+        )
+        .route(
+            "/integrations/grafana/simplejson/search",
+            post(grafana::simplejson_empty).options(grafana::preflight),
+        )
+        .route(
+            "/integrations/grafana/simplejson/query",
+            post(grafana::simplejson_empty).options(grafana::preflight),
+        )
+        .route(
+            "/integrations/honeycomb/1/markers/{dataset}",
+            post(honeycomb::create_marker),
+        )
+        .route(
+            "/integrations/cloudevents",
+            post(cloudevents::receive).options(cloudevents::handshake),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::timeout,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ));
+    // The web UI's pages: bounded, like the API's reads.
+    let pages = crate::ui::routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::timeout,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ));
     Router::new()
         .merge(bounded)
         .merge(streaming)
+        .merge(integrations)
+        .merge(pages)
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(health::panic_response))
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Adds the security headers (CSP, nosniff, no framing) to every response.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    for (name, value) in crate::ui::security_headers() {
+        headers.entry(name).or_insert(value);
+    }
+    response
 }

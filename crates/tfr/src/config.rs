@@ -25,12 +25,29 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// `serve`: the data directory of the embedded store.
     pub data: Option<PathBuf>,
+    /// `serve`: the PostgreSQL URL of the shared store (instead of `data`).
+    pub database: Option<String>,
+    /// `serve`: connections each node opens to PostgreSQL.
+    pub pool_size: Option<u32>,
     /// `serve`: largest request body, in bytes.
     pub body_limit: Option<usize>,
     /// `serve`: largest diff of one event, in bytes.
     pub max_diff_bytes: Option<usize>,
     /// `serve`: seconds a request may take before it is answered 503.
     pub request_timeout_secs: Option<u64>,
+    /// `serve`: monitoring links shown on every event, `[[monitoring]] name = .. url = ..`.
+    #[serde(default)]
+    pub monitoring: Vec<tfr_server::MonitoringLink>,
+    /// `serve`: minutes the monitoring links show either side of an event (default 30).
+    pub monitoring_window_minutes: Option<u32>,
+    /// `serve`: the GitHub webhook secret of `/integrations/github` (never printed).
+    pub github_secret: Option<tfr_server::Secret>,
+    /// `serve`: record GitHub pushes to the default branch only.
+    pub github_default_branch_only: Option<bool>,
+    /// `serve`: GitHub workflows whose completed runs are recorded (`"*"`: all).
+    pub github_workflows: Option<Vec<String>>,
+    /// `serve`: the GitLab webhook token of `/integrations/gitlab` (never printed).
+    pub gitlab_token: Option<tfr_server::Secret>,
 }
 
 impl FileConfig {
@@ -61,6 +78,24 @@ mod tests {
         assert_eq!(config.body_limit, Some(1024));
         let err = toml::from_str::<FileConfig>("lisen = \"x\"").unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn integration_secrets_are_read_and_never_printed() {
+        let config: FileConfig = toml::from_str(
+            "github_secret = \"gh-s3cret\"\ngitlab_token = \"gl-t0ken\"\ngithub_workflows = [\"Deploy\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.github_secret,
+            Some(tfr_server::Secret::new("gh-s3cret"))
+        );
+        assert_eq!(config.github_workflows, Some(vec!["Deploy".to_owned()]));
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("gh-s3cret") && !printed.contains("gl-t0ken"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod migrate_store;
 mod serve;
 
 use std::path::PathBuf;
@@ -43,8 +44,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server (HTTP API) on the embedded SQLite store.
+    /// Run the server (HTTP API) on the embedded SQLite store or on PostgreSQL.
     Serve(serve::ServeArgs),
+    /// Copy a whole history from the SQLite store to PostgreSQL (ids and times kept).
+    MigrateStore(migrate_store::MigrateStoreArgs),
     /// Record one event.
     Send(Box<client::SendArgs>),
     /// Search events, newest first.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args, file).await,
+            Command::MigrateStore(args) => migrate_store::run(args).await,
             Command::Send(args) => client::send::run(*args, &options).await,
             Command::Log(args) => client::log::run(args, &options).await,
             Command::Last(args) => client::last::run(args, &options).await,

@@ -26,7 +26,7 @@ pub const MAX_B_EVENTS: usize = 1_000_000;
 const FOLLOWERS_LISTED: usize = 5;
 
 /// Parameters of the correlation.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CorrelateParams {
@@ -99,6 +99,11 @@ pub async fn correlate(
     State(state): State<AppState>,
     Params(params): Params<CorrelateParams>,
 ) -> ApiResult<Json<CorrelationReport>> {
+    analyse(&state, &params).await.map(Json)
+}
+
+/// The correlation asked for by `params` (shared by the API and the web page).
+pub async fn analyse(state: &AppState, params: &CorrelateParams) -> ApiResult<CorrelationReport> {
     let now = now();
     let required = |name: &str, value: &Option<String>| -> ApiResult<String> {
         value
@@ -209,7 +214,7 @@ pub async fn correlate(
         })
         .collect();
 
-    Ok(Json(CorrelationReport {
+    Ok(CorrelationReport {
         verdict: result.verdict(&window_text),
         a: a_text,
         b: b_text,
@@ -226,7 +231,7 @@ pub async fn correlate(
         p_value: result.p_value,
         matches,
         matches_truncated: result.a_count > limit,
-    }))
+    })
 }
 
 /// A query error in `a` or `b` names the parameter it came from.

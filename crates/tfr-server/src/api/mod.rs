@@ -4,6 +4,6 @@ pub mod correlate;
 pub mod events;
 pub mod export;
 pub mod health;
-mod params;
+pub(crate) mod params;
 pub mod stats;
 pub mod stream;

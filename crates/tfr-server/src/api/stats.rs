@@ -90,20 +90,35 @@ pub async fn histogram(
         .map(|by| by.parse().map_err(|m| ApiError::parameter("by", m)))
         .transpose()?;
     let tz_name = params.tz.as_deref().unwrap_or("UTC");
-    let tz = TimeZone::get(tz_name).map_err(|_| {
-        ApiError::parameter(
-            "tz",
-            format!("'{tz_name}' is not an IANA time zone such as Europe/Paris"),
-        )
-    })?;
-    let now = now();
-    let mut filter = params::filter(
+    let filter = params::filter(
         params.q.as_deref(),
         params.from.as_deref(),
         params.to.as_deref(),
-        now,
+        now(),
     )?;
-    let to = filter.to.unwrap_or(now);
+    compute_histogram(&state, filter, interval, by, tz_name)
+        .await
+        .map(Json)
+}
+
+/// The histogram of `filter` (a missing `to` is now; a missing `from` is chosen by interval).
+pub async fn compute_histogram(
+    state: &AppState,
+    mut filter: tfr_store::EventFilter,
+    interval: Interval,
+    by: Option<GroupField>,
+    tz_name: &str,
+) -> ApiResult<Histogram> {
+    let tz = TimeZone::get(tz_name).map_err(|_| {
+        ApiError::parameter(
+            "tz",
+            format!(
+                "'{}' is not an IANA time zone such as Europe/Paris",
+                tfr_core::clip(tz_name)
+            ),
+        )
+    })?;
+    let to = filter.to.unwrap_or(filter.now);
     let from = match filter.from {
         Some(from) => from,
         None => default_from(to, interval, &tz)?,
@@ -136,14 +151,14 @@ pub async fn histogram(
             *bucket.groups.entry(group).or_default() += count.count;
         }
     }
-    Ok(Json(Histogram {
+    Ok(Histogram {
         interval: interval.name().to_owned(),
         tz: tz_name.to_owned(),
         from,
         to,
         by: by.map(|by| by.name().to_owned()),
         buckets,
-    }))
+    })
 }
 
 fn default_from(to: Timestamp, interval: Interval, tz: &TimeZone) -> ApiResult<Timestamp> {

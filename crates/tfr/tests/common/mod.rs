@@ -16,15 +16,35 @@ pub struct Server {
     pub log: mpsc::Receiver<String>,
 }
 
+/// Where a test server keeps its events.
+#[derive(Clone, Copy, Debug)]
+pub enum Storage<'a> {
+    /// The embedded SQLite store in this directory (`--data`).
+    Data(&'a Path),
+    /// The PostgreSQL database at this URL (`--database`).
+    Database(&'a str),
+}
+
 impl Server {
     /// Starts `tfr serve` on `data_dir` and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tfr"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data_dir)
+        Self::start_on(Storage::Data(data_dir), extra)
+    }
+
+    /// Starts `tfr serve` on the given store and waits until it listens.
+    pub fn start_on(storage: Storage<'_>, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tfr"));
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        match storage {
+            Storage::Data(dir) => command.arg("--data").arg(dir),
+            Storage::Database(url) => command.args(["--database", url]),
+        };
+        let mut child = command
             .args(extra)
             .env("TFR_LOG", "info")
             .env_remove("TFR_CONFIG")
+            .env_remove("TFR_DATA")
+            .env_remove("TFR_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
