@@ -7,6 +7,7 @@ pub mod event;
 pub mod query;
 pub mod stats;
 pub mod time;
+pub mod token;
 pub mod validate;
 
 pub use event::{Event, EventId, EventPatch, Link, NewEvent};

@@ -2,11 +2,13 @@
 //! ...}}` with the right status; internal details are logged once here and never sent.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tfr_core::query::QueryError;
+use tfr_core::token::Scope;
 use tfr_core::{EventId, ValidationError};
 use tfr_store::StoreError;
 use utoipa::ToSchema;
@@ -60,6 +62,19 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{message}")]
+    Unauthorized {
+        message: String,
+        /// A token was sent but cannot be used (unknown, revoked, expired): `WWW-Authenticate`
+        /// then says `error="invalid_token"`.
+        invalid_token: bool,
+    },
+    #[error("{message}")]
+    Forbidden { message: String, needed: Scope },
+    #[error("too many requests for this token; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
     #[error("the request took longer than {0} seconds")]
     Timeout(u64),
     #[error("{0}")]
@@ -92,6 +107,10 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -125,6 +144,8 @@ impl ApiError {
                     .collect();
             }
             Self::PayloadTooLarge { limit } => error["limit"] = json!(limit),
+            Self::Forbidden { needed, .. } => error["required_scope"] = json!(needed),
+            Self::RateLimited { retry_after } => error["retry_after"] = json!(retry_after),
             _ => {}
         }
         error
@@ -160,11 +181,32 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let mut response = (status, Json(json!({"error": self.body()}))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
+        let headers = response.headers_mut();
+        match &self {
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::RateLimited { retry_after } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Self::Unauthorized { invalid_token, .. } => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(if *invalid_token {
+                        r#"Bearer realm="tfr", error="invalid_token""#
+                    } else {
+                        r#"Bearer realm="tfr""#
+                    }),
+                );
+            }
+            Self::Forbidden { needed, .. } => {
+                let value =
+                    format!(r#"Bearer realm="tfr", error="insufficient_scope", scope="{needed}""#);
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(WWW_AUTHENTICATE, value);
+                }
+            }
+            _ => {}
         }
         response
     }

@@ -1,11 +1,14 @@
 //! Request extractors that answer malformed input with our JSON errors instead of axum's
 //! plain-text rejections.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -29,15 +32,7 @@ impl FromRequest<AppState> for JsonBody {
             true,
         )?;
         let limit = state.config.body_limit;
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge { limit }
-                } else {
-                    ApiError::InvalidBody(format!("cannot read the request body: {rejection}"))
-                }
-            })?;
+        let bytes = read_limited(request.into_body(), limit, state.config.idle_timeout).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::InvalidBody(
                 "the request body is empty; send a JSON object".into(),
@@ -46,6 +41,28 @@ impl FromRequest<AppState> for JsonBody {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::InvalidBody(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes (`413` beyond). A body that stops arriving for
+/// `idle` is `408`: a client trickling its body must not hold a connection forever.
+pub async fn read_limited(body: Body, limit: usize, idle: Duration) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        let next = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| ApiError::BodyTimeout(idle.as_secs()))?;
+        let Some(chunk) = next else {
+            return Ok(Bytes::from(buffer));
+        };
+        let chunk = chunk.map_err(|error| {
+            ApiError::InvalidBody(format!("cannot read the request body: {error}"))
+        })?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        buffer.extend_from_slice(&chunk);
     }
 }
 
@@ -103,5 +120,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
                     message,
                 }
             })
+    }
+}
+
+/// The client's address, when the server knows it (always under [`crate::serve`]; not when a
+/// test drives the router directly).
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
+        ))
     }
 }

@@ -4,6 +4,7 @@
 //! it on a listener with a graceful shutdown.
 
 mod api;
+mod auth;
 mod error;
 mod extract;
 mod integrations;
@@ -13,13 +14,21 @@ mod openapi;
 mod routes;
 pub mod ui;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tfr_core::Limits;
 use tfr_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
+pub use crate::auth::{ANONYMOUS, Caller, TOKEN_CACHE_TTL, TOUCH_INTERVAL};
 pub use crate::error::{ApiError, ApiResult};
 pub use crate::integrations::Secret;
 pub use crate::metrics::Metrics;
@@ -51,6 +60,67 @@ pub struct ServerConfig {
     /// Integrations: the GitLab webhook token (`X-Gitlab-Token`); `None` refuses every GitLab
     /// delivery.
     pub gitlab_token: Option<Secret>,
+    /// Whether callers without a token may read (the API's reads, the stream, the web UI,
+    /// `/metrics`).
+    pub anonymous_read: bool,
+    /// Whether callers without a token may write.
+    pub anonymous_writes: AnonymousWrites,
+    /// Requests each caller (a token, or an anonymous client's address) may make; `None`: no
+    /// limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Live streams (`/api/v1/stream`) open at once; more are answered `503`.
+    pub max_streams: usize,
+    /// A connection that sends no complete request head for this long is closed: idle
+    /// keep-alive connections, and clients that send their headers too slowly. Request bodies
+    /// must keep arriving at least this often.
+    pub idle_timeout: Duration,
+}
+
+/// Whether callers without a token may write (design §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonymousWrites {
+    /// Never: a token with the write scope is needed (the default off loopback).
+    Refused,
+    /// As long as no API token has been created (the default on loopback: the two-command
+    /// start). Once one exists, writes need a token.
+    UntilFirstToken,
+    /// Always (`--allow-anonymous-writes`).
+    Allowed,
+}
+
+/// `requests` per `per`, for each caller: a bucket of `requests` that refills at that rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    /// `20/s`, `600/m`, `10000/h`, or a bare number (per second).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            format!(
+                "'{}' is not a rate; expected requests per second, minute or hour, e.g. 20/s or 600/m",
+                tfr_core::clip(text)
+            )
+        };
+        let (count, unit) = text.trim().split_once('/').unwrap_or((text.trim(), "s"));
+        let requests: u32 = count.trim().parse().map_err(|_| invalid())?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(invalid()),
+        };
+        if requests == 0 {
+            return Err(format!("{}: the rate must be at least 1", invalid()));
+        }
+        Ok(Self { requests, per })
+    }
 }
 
 /// Default body limit: 16 MiB.
@@ -60,6 +130,12 @@ pub const DEFAULT_MONITORING_WINDOW: jiff::SignedDuration = jiff::SignedDuration
 
 /// Default request timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default cap on live streams open at once.
+pub const DEFAULT_MAX_STREAMS: usize = 256;
+/// Default idle timeout of a connection.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -73,6 +149,12 @@ impl Default for ServerConfig {
             github_default_branch_only: false,
             github_workflows: Vec::new(),
             gitlab_token: None,
+            anonymous_read: true,
+            anonymous_writes: AnonymousWrites::UntilFirstToken,
+            rate_limit: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_streams: DEFAULT_MAX_STREAMS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -86,28 +168,111 @@ pub struct AppState {
     /// The web UI's filter choices, recomputed at most once a minute.
     pub(crate) filter_options:
         Arc<std::sync::Mutex<Option<(std::time::Instant, ui::FilterOptions)>>>,
+    /// Tokens seen lately, and the rate limiter.
+    pub(crate) auth: Arc<auth::Auth>,
+    /// One permit per live stream open.
+    pub(crate) streams: Arc<Semaphore>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        let streams = Arc::new(Semaphore::new(config.max_streams));
         Self {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             filter_options: Arc::default(),
+            auth: Arc::default(),
+            streams,
         }
     }
 }
 
 /// Serves the application on `listener` until `shutdown` completes; then stops accepting,
 /// lets in-flight requests finish, and returns. Flushing the store is the caller's last step.
+///
+/// At most `max_connections` connections are served at once (more wait in the listen queue
+/// until one closes), and a connection that sends no complete request head for
+/// `idle_timeout` is closed, so neither idle clients nor slow ones hold the server's slots.
+/// Handlers see the client's address as [`ConnectInfo`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+    let idle_timeout = state.config.idle_timeout;
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(idle_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+            let mut request = request.map(axum::body::Body::new);
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            app.clone().oneshot(request)
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // The protocol is told by the first bytes, which hyper waits for without a timer:
+            // a client that connects and says nothing is dropped here.
+            let mut first = [0_u8; 1];
+            if !matches!(
+                tokio::time::timeout(idle_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                drop(slot);
+                return;
+            }
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// An error accepting a connection: a client that gave up is nothing; anything else (out of
+/// file descriptors, say) is logged and waited out, rather than spinning.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept a connection; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -11,6 +11,7 @@
 //! Reads run on a connection pool; writes go through one task per node that commits whatever is
 //! waiting together (group commit). A write is acknowledged only after `COMMIT` returned.
 
+mod admin;
 mod fts;
 mod rows;
 mod schema;
@@ -35,9 +36,10 @@ use sqlx_postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow
 use tfr_core::stats::{GroupField, QUARTER_MICROS};
 use tfr_core::{Event, EventId, EventPatch};
 use tfr_store::{
-    AroundRequest, BatchMode, Cursor, EventFilter, InsertOutcome, InsertRecord, MAX_BATCH, Order,
-    Page, PageRequest, QuarterCount, STREAM_BUFFER, Store, StoreError, StoreResult, StoredEvent,
-    StreamPosition, TimelineEntry, ValueCount,
+    AroundRequest, AuditEntry, BatchMode, Cursor, Deletion, EventFilter, InsertOutcome,
+    InsertRecord, MAX_BATCH, NewToken, Order, Page, PageRequest, QuarterCount, STREAM_BUFFER,
+    Store, StoreError, StoreResult, StoredEvent, StreamPosition, TimelineEntry, TokenInfo,
+    ValueCount,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
@@ -667,5 +669,56 @@ impl Store for PostgresStore {
     async fn stream_head(&self) -> StoreResult<StreamPosition> {
         self.check_open()?;
         read_stream_head(&self.pool).await.map_err(pg_error)
+    }
+
+    async fn delete_event(&self, deletion: Deletion) -> StoreResult<Option<AuditEntry>> {
+        self.check_open()?;
+        admin::delete_event(&self.pool, &deletion)
+            .await
+            .map_err(pg_error)
+    }
+
+    async fn audit_log(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.check_open()?;
+        admin::audit_log(&self.pool, before, limit_of(limit))
+            .await
+            .map_err(pg_error)
+    }
+
+    async fn create_token(&self, token: NewToken) -> StoreResult<Option<TokenInfo>> {
+        self.check_open()?;
+        admin::create_token(&self.pool, &token)
+            .await
+            .map_err(pg_error)
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        self.check_open()?;
+        admin::list_tokens(&self.pool).await.map_err(pg_error)
+    }
+
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: jiff::Timestamp,
+    ) -> StoreResult<Option<TokenInfo>> {
+        self.check_open()?;
+        admin::revoke_token(&self.pool, name, at)
+            .await
+            .map_err(pg_error)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+        self.check_open()?;
+        admin::token_by_hash(&self.pool, hash)
+            .await
+            .map_err(pg_error)
+    }
+
+    async fn touch_token(&self, name: &str, at: jiff::Timestamp) -> StoreResult<()> {
+        self.check_open()?;
+        admin::touch_token(&self.pool, name, at)
+            .await
+            .map_err(pg_error)
     }
 }

@@ -5,6 +5,7 @@
 //! [`writer`]); reads run on a small pool of read-only connections on tokio's blocking threads,
 //! so they never wait for a write.
 
+mod admin;
 mod records;
 mod rows;
 mod schema;
@@ -21,15 +22,15 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tfr_core::stats::{GroupField, QUARTER_MICROS};
 use tfr_core::{Event, EventId, EventPatch};
 use tfr_store::{
-    AroundRequest, BatchMode, Cursor, EventFilter, InsertOutcome, InsertRecord, Order, Page,
-    PageRequest, QuarterCount, STREAM_BUFFER, Store, StoreError, StoreResult, StoredEvent,
-    StreamPosition, TimelineEntry, ValueCount,
+    AroundRequest, AuditEntry, BatchMode, Cursor, Deletion, EventFilter, InsertOutcome,
+    InsertRecord, NewToken, Order, Page, PageRequest, QuarterCount, STREAM_BUFFER, Store,
+    StoreError, StoreResult, StoredEvent, StreamPosition, TimelineEntry, TokenInfo, ValueCount,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 #[doc(hidden)]
 pub use crate::writer::WriterPragmas;
-use crate::writer::{Command, Write};
+use crate::writer::{Command, JobFn, Write};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "tfr.db";
@@ -162,6 +163,16 @@ impl SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    /// Runs `work` on the writer thread, in its own savepoint of the next group's transaction;
+    /// answers once that transaction is committed.
+    async fn write_job<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.write(|reply| Write::Job(JobFn::boxed(work, reply)))
+            .await
     }
 
     /// Runs `work` on a read connection on a blocking thread. At most [`MAX_READERS`] reads
@@ -680,10 +691,56 @@ impl Store for SqliteStore {
     async fn stream_head(&self) -> StoreResult<StreamPosition> {
         self.read(|connection| {
             connection
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+                // The largest position ever handed out (AUTOINCREMENT's record), so the head
+                // does not move back when the newest event is deleted.
+                .prepare_cached(
+                    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+                )?
                 .query_row([], |row| row.get::<_, i64>(0))
         })
         .await
         .map(|seq| StreamPosition(u64::try_from(seq).unwrap_or(0)))
+    }
+
+    async fn delete_event(&self, deletion: Deletion) -> StoreResult<Option<AuditEntry>> {
+        self.write_job(move |connection| admin::delete_event(connection, &deletion))
+            .await
+    }
+
+    async fn audit_log(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        let limit = sql_limit(limit);
+        self.read(move |connection| admin::audit_log(connection, before, limit))
+            .await
+    }
+
+    async fn create_token(&self, token: NewToken) -> StoreResult<Option<TokenInfo>> {
+        self.write_job(move |connection| admin::create_token(connection, &token))
+            .await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        self.read(admin::list_tokens).await
+    }
+
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: jiff::Timestamp,
+    ) -> StoreResult<Option<TokenInfo>> {
+        let name = name.to_owned();
+        self.write_job(move |connection| admin::revoke_token(connection, &name, at))
+            .await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+        let hash = hash.to_owned();
+        self.read(move |connection| admin::token_by_hash(connection, &hash))
+            .await
+    }
+
+    async fn touch_token(&self, name: &str, at: jiff::Timestamp) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.write_job(move |connection| admin::touch_token(connection, &name, at))
+            .await
     }
 }

@@ -59,13 +59,78 @@ pub enum Write {
         patch: EventPatch,
         reply: oneshot::Sender<StoreResult<Option<Event>>>,
     },
+    /// Any other change (a deletion, a token): see [`Job`].
+    Job(Box<dyn Job>),
+}
+
+/// A change that runs in its own savepoint inside the group's transaction, and answers once
+/// the transaction's fate is known — the same promise as inserts and patches, without a
+/// variant of [`Write`] and [`Pending`] for each kind of change.
+pub trait Job: Send {
+    /// Runs the change; keeps its result until [`Job::finish`].
+    fn run(&mut self, transaction: &mut Transaction<'_>);
+    /// Answers: the kept result, or `failure` in place of a success (the commit failed) or of
+    /// a job that never ran.
+    fn finish(self: Box<Self>, failure: Option<&str>);
+}
+
+/// A [`Job`] made of a function of the connection and the channel its answer goes to.
+pub struct JobFn<T, F> {
+    work: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> JobFn<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    pub fn boxed(work: F, reply: oneshot::Sender<StoreResult<T>>) -> Box<dyn Job> {
+        Box::new(Self {
+            work: Some(work),
+            result: None,
+            reply,
+        })
+    }
+}
+
+impl<T, F> Job for JobFn<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    fn run(&mut self, transaction: &mut Transaction<'_>) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        self.result = Some((|| {
+            let savepoint = transaction.savepoint().map_err(sqlite_error)?;
+            // On error, dropping the savepoint rolls this change back.
+            let value = work(&savepoint).map_err(sqlite_error)?;
+            savepoint.commit().map_err(sqlite_error)?;
+            Ok(value)
+        })());
+    }
+
+    fn finish(self: Box<Self>, failure: Option<&str>) {
+        let failed = |message: &str| StoreError::Unavailable(format!("commit failed: {message}"));
+        let answer = match (self.result, failure) {
+            (Some(Ok(_)), Some(message)) => Err(failed(message)),
+            (None, Some(message)) => Err(StoreError::Unavailable(message.to_owned())),
+            (Some(result), _) => result,
+            (None, None) => Err(StoreError::Internal("the change was never run".into())),
+        };
+        // A requester that went away no longer needs its answer.
+        let _ = self.reply.send(answer);
+    }
 }
 
 impl Write {
     fn weight(&self) -> usize {
         match self {
             Write::Insert { records, .. } => records.len().max(1),
-            Write::Patch { .. } => 1,
+            Write::Patch { .. } | Write::Job(_) => 1,
         }
     }
 
@@ -83,7 +148,7 @@ impl Write {
                         + event.links.iter().map(|l| l.url.len()).sum::<usize>()
                 })
                 .sum(),
-            Write::Patch { .. } => 0,
+            Write::Patch { .. } | Write::Job(_) => 0,
         }
     }
 }
@@ -100,6 +165,7 @@ enum Pending {
         oneshot::Sender<StoreResult<Option<Event>>>,
         StoreResult<Option<Event>>,
     ),
+    Job(Box<dyn Job>),
 }
 
 impl Pending {
@@ -120,6 +186,7 @@ impl Pending {
                     _ => result,
                 });
             }
+            Pending::Job(job) => job.finish(commit_failure),
         }
     }
 }
@@ -214,6 +281,10 @@ fn commit_group(
                 let result = patch_event(&mut transaction, id, &patch);
                 pending.push(Pending::Patch(reply, result));
             }
+            Write::Job(mut job) => {
+                job.run(&mut transaction);
+                pending.push(Pending::Job(job));
+            }
         }
         // After some errors (disk full, I/O, out of memory) SQLite rolls the whole transaction
         // back by itself. Going on would run each later request in its own implicit
@@ -272,6 +343,7 @@ fn fail(write: Write, message: &str) {
         Write::Patch { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
+        Write::Job(job) => job.finish(Some(message)),
     }
 }
 

@@ -36,10 +36,13 @@ use tfr_core::validate::validate_new_event;
 use tfr_core::{Event, EventId, EventPatch, Limits, Link, query};
 use tokio::sync::broadcast;
 
+use tfr_core::token::{Scope, hash_token};
+
 use crate::{
-    AroundRequest, BatchMode, Cursor, EventFilter, InsertOutcome, InsertRecord, MAX_BATCH,
-    MAX_PAGE_SIZE, Order, PageRequest, QuarterCount, STREAM_BUFFER, Store, StoreError, StoredEvent,
-    StreamPosition, TimelineEntry, ValueCount,
+    AroundRequest, AuditAction, AuditEntry, BatchMode, Cursor, Deletion, EventFilter,
+    InsertOutcome, InsertRecord, MAX_BATCH, MAX_PAGE_SIZE, NewToken, Order, PageRequest,
+    QuarterCount, STREAM_BUFFER, Store, StoreError, StoredEvent, StreamPosition, TimelineEntry,
+    TokenInfo, ValueCount,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -237,6 +240,38 @@ pub const CASES: &[Case] = &[
     Case {
         name: "shutdown_makes_the_store_unavailable",
         run: |store| Box::pin(async move { shutdown_makes_the_store_unavailable(&*store).await }),
+    },
+    Case {
+        name: "tokens_are_created_listed_and_named_once",
+        run: |store| {
+            Box::pin(async move { tokens_are_created_listed_and_named_once(&*store).await })
+        },
+    },
+    Case {
+        name: "tokens_are_found_by_hash_whatever_their_state",
+        run: |store| {
+            Box::pin(async move { tokens_are_found_by_hash_whatever_their_state(&*store).await })
+        },
+    },
+    Case {
+        name: "revoking_keeps_the_first_revocation",
+        run: |store| Box::pin(async move { revoking_keeps_the_first_revocation(&*store).await }),
+    },
+    Case {
+        name: "touch_moves_last_used_forward_only",
+        run: |store| Box::pin(async move { touch_moves_last_used_forward_only(&*store).await }),
+    },
+    Case {
+        name: "delete_removes_the_event_everywhere_and_audits_it",
+        run: |store| {
+            Box::pin(
+                async move { delete_removes_the_event_everywhere_and_audits_it(&*store).await },
+            )
+        },
+    },
+    Case {
+        name: "audit_log_is_newest_first_and_pages",
+        run: |store| Box::pin(async move { audit_log_is_newest_first_and_pages(&*store).await }),
     },
 ];
 
@@ -2322,6 +2357,31 @@ pub async fn shutdown_makes_the_store_unavailable(store: &dyn Store) {
         store.stored_since(StreamPosition(0), 10).await,
     );
     assert_unavailable("stream_head", store.stream_head().await);
+    assert_unavailable(
+        "delete_event",
+        store
+            .delete_event(Deletion {
+                id: event.id,
+                actor: "admin".into(),
+                at: now,
+                reason: None,
+            })
+            .await,
+    );
+    assert_unavailable("audit_log", store.audit_log(None, 10).await);
+    assert_unavailable(
+        "create_token",
+        store
+            .create_token(new_token("late", Scope::Read, None))
+            .await,
+    );
+    assert_unavailable("list_tokens", store.list_tokens().await);
+    assert_unavailable("revoke_token", store.revoke_token("late", now).await);
+    assert_unavailable(
+        "token_by_hash",
+        store.token_by_hash(&hash_token("tfr_late")).await,
+    );
+    assert_unavailable("touch_token", store.touch_token("late", now).await);
     store
         .shutdown()
         .await
@@ -3502,4 +3562,336 @@ pub async fn stream_lagging_subscriber_catches_up(store: &dyn Store) {
         );
     }
     assert_eq!(head_of(store).await, replayed[total - 1].position);
+}
+
+// ---------------------------------------------------------------------------------------------
+// API tokens and the audit log
+// ---------------------------------------------------------------------------------------------
+
+/// A token to store, named `name`, whose secret is `tfr_<name>` (tests only need it unique).
+pub fn new_token(name: &str, scope: Scope, expires_at: Option<Timestamp>) -> NewToken {
+    NewToken {
+        name: name.to_owned(),
+        scope,
+        hash: hash_token(&format!("tfr_{name}")),
+        created_at: ts("2026-11-01T09:00:00.000001Z"),
+        expires_at,
+    }
+}
+
+async fn create_token_ok(store: &dyn Store, token: NewToken) -> TokenInfo {
+    let name = token.name.clone();
+    store
+        .create_token(token)
+        .await
+        .unwrap_or_else(|error| panic!("create_token failed: {error}"))
+        .unwrap_or_else(|| panic!("the name {name} was free, yet the token was not created"))
+}
+
+async fn tokens_of(store: &dyn Store) -> Vec<TokenInfo> {
+    store
+        .list_tokens()
+        .await
+        .unwrap_or_else(|error| panic!("list_tokens failed: {error}"))
+}
+
+async fn by_hash(store: &dyn Store, secret: &str) -> Option<TokenInfo> {
+    store
+        .token_by_hash(&hash_token(secret))
+        .await
+        .unwrap_or_else(|error| panic!("token_by_hash failed: {error}"))
+}
+
+/// Tokens keep every field to the microsecond, are listed by name, and a name is taken once:
+/// a second token of the same name (another hash, another scope) is refused.
+pub async fn tokens_are_created_listed_and_named_once(store: &dyn Store) {
+    assert_eq!(tokens_of(store).await, [], "a new store has no token");
+    let expires = ts("2027-02-01T09:00:00.123456Z");
+    let jenkins =
+        create_token_ok(store, new_token("ci-jenkins", Scope::Write, Some(expires))).await;
+    assert_eq!(
+        jenkins,
+        TokenInfo {
+            name: "ci-jenkins".into(),
+            scope: Scope::Write,
+            created_at: ts("2026-11-01T09:00:00.000001Z"),
+            expires_at: Some(expires),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    );
+    let admin = create_token_ok(store, new_token("Admin", Scope::Admin, None)).await;
+    let grafana = create_token_ok(store, new_token("grafana", Scope::Read, None)).await;
+    assert_eq!(
+        tokens_of(store).await,
+        [admin.clone(), jenkins.clone(), grafana.clone()],
+        "listed by name, in byte order"
+    );
+    let mut again = new_token("ci-jenkins", Scope::Admin, None);
+    again.hash = hash_token("tfr_another-secret");
+    assert_eq!(
+        store.create_token(again).await.expect("create_token"),
+        None,
+        "a name is taken once"
+    );
+    assert_eq!(by_hash(store, "tfr_another-secret").await, None);
+    assert_eq!(tokens_of(store).await, [admin, jenkins, grafana]);
+}
+
+/// A token is found by the hash of its secret, revoked or expired alike (the caller decides
+/// what the state means); an unknown hash finds nothing.
+pub async fn tokens_are_found_by_hash_whatever_their_state(store: &dyn Store) {
+    let expires = ts("2026-12-01T00:00:00Z");
+    let created = create_token_ok(store, new_token("deployer", Scope::Write, Some(expires))).await;
+    assert_eq!(by_hash(store, "tfr_deployer").await, Some(created.clone()));
+    assert!(created.is_active(ts("2026-11-30T23:59:59.999999Z")));
+    assert!(
+        !created.is_active(expires),
+        "a token has expired at its expiry time"
+    );
+    assert_eq!(by_hash(store, "tfr_nobody").await, None);
+    assert_eq!(
+        by_hash(store, "deployer").await,
+        None,
+        "the hash, not the name"
+    );
+
+    let revoked_at = ts("2026-11-02T10:00:00Z");
+    let revoked = store
+        .revoke_token("deployer", revoked_at)
+        .await
+        .expect("revoke_token")
+        .expect("the token exists");
+    assert_eq!(revoked.revoked_at, Some(revoked_at));
+    let found = by_hash(store, "tfr_deployer")
+        .await
+        .expect("a revoked token is still found");
+    assert_eq!(found, revoked);
+    assert!(!found.is_active(ts("2026-11-01T10:00:00Z")));
+}
+
+/// Revoking twice keeps the first time; an unknown name is `None`; a revoked token's name
+/// stays taken.
+pub async fn revoking_keeps_the_first_revocation(store: &dyn Store) {
+    create_token_ok(store, new_token("old-ci", Scope::Write, None)).await;
+    let first = ts("2026-11-03T10:00:00.000007Z");
+    let revoked = store
+        .revoke_token("old-ci", first)
+        .await
+        .expect("revoke_token")
+        .expect("found");
+    assert_eq!(revoked.revoked_at, Some(first));
+    let again = store
+        .revoke_token("old-ci", ts("2026-11-04T10:00:00Z"))
+        .await
+        .expect("revoke_token")
+        .expect("found");
+    assert_eq!(again.revoked_at, Some(first), "the first revocation stands");
+    assert_eq!(
+        store
+            .revoke_token("nobody", first)
+            .await
+            .expect("revoke_token"),
+        None
+    );
+    assert_eq!(
+        store
+            .create_token(new_token("old-ci", Scope::Write, None))
+            .await
+            .expect("create_token"),
+        None,
+        "a revoked token's name is not reused"
+    );
+    assert_eq!(tokens_of(store).await, [again]);
+}
+
+/// `touch_token` sets `last_used_at`, and never moves it back (two nodes may touch out of
+/// order); touching an unknown name does nothing.
+pub async fn touch_moves_last_used_forward_only(store: &dyn Store) {
+    create_token_ok(store, new_token("grafana", Scope::Read, None)).await;
+    let touch = |at: &str| {
+        let at = ts(at);
+        async move {
+            store
+                .touch_token("grafana", at)
+                .await
+                .unwrap_or_else(|error| panic!("touch_token failed: {error}"));
+        }
+    };
+    let last_used = || async {
+        by_hash(store, "tfr_grafana")
+            .await
+            .and_then(|t| t.last_used_at)
+    };
+    touch("2026-11-05T10:00:00.000001Z").await;
+    assert_eq!(last_used().await, Some(ts("2026-11-05T10:00:00.000001Z")));
+    touch("2026-11-05T09:00:00Z").await;
+    assert_eq!(
+        last_used().await,
+        Some(ts("2026-11-05T10:00:00.000001Z")),
+        "never back"
+    );
+    touch("2026-11-05T11:00:00Z").await;
+    assert_eq!(last_used().await, Some(ts("2026-11-05T11:00:00Z")));
+    store
+        .touch_token("nobody", ts("2026-11-05T11:00:00Z"))
+        .await
+        .expect("touching an unknown token is not an error");
+}
+
+/// A deleted event is gone from every read — get, lists, full text, tags, counts, statistics,
+/// `get_many`, the stream's catch-up — its idempotency key is free again, and the deletion is
+/// in the audit log with who, when, why and what the event was. Deleting it again is `None`.
+pub async fn delete_removes_the_event_everywhere_and_audits_it(store: &dyn Store) {
+    let now = query_now();
+    let keep = create(
+        store,
+        record(
+            &json!({"title": "Deploy player 5.2", "system": "player", "author": "alice",
+               "occurred_at": "2026-11-01T10:00:00Z", "tags": ["release:5.2"]}),
+        ),
+    )
+    .await;
+    let secret = json!({"title": "Rotate the zanzibar password", "system": "vault",
+        "author": "bob", "occurred_at": "2026-11-01T10:05:00Z", "kind": "config",
+        "tags": ["release:5.2", "leaked"], "description": "oops: hunter2",
+        "diff": "--- a/cfg\n+++ b/cfg\n+password=hunter2\n", "idempotency_key": "rotate-1"});
+    let gone = create(store, record(&secret)).await;
+    let head_before = head_of(store).await;
+    let at = ts("2026-11-02T08:00:00.000042Z");
+    let entry = store
+        .delete_event(Deletion {
+            id: gone.id,
+            actor: "ops-admin".into(),
+            at,
+            reason: Some("a password in the diff".into()),
+        })
+        .await
+        .expect("delete_event")
+        .expect("the event existed");
+    assert_eq!(
+        entry,
+        AuditEntry {
+            id: entry.id,
+            at,
+            actor: "ops-admin".into(),
+            action: AuditAction::EventDeleted,
+            event_id: gone.id,
+            title: "Rotate the zanzibar password".into(),
+            system: "vault".into(),
+            reason: Some("a password in the diff".into()),
+        }
+    );
+    assert_eq!(store.get(gone.id).await.expect("get"), None);
+    assert_eq!(store.get(keep.id).await.expect("get"), Some(keep.clone()));
+    assert_eq!(store.count().await.expect("count"), 1);
+    assert_eq!(titles(store, "", now).await, ["Deploy player 5.2"]);
+    assert_eq!(titles(store, "zanzibar", now).await, Vec::<String>::new());
+    assert_eq!(titles(store, "hunter2", now).await, Vec::<String>::new());
+    assert_eq!(titles(store, "tag:leaked", now).await, Vec::<String>::new());
+    assert_eq!(
+        titles(store, "tag:release:5.2", now).await,
+        ["Deploy player 5.2"]
+    );
+    let all = EventFilter::all(now);
+    let quarters = quarter_counts_of(store, &all, None).await;
+    assert_eq!(
+        quarters.iter().map(|q| q.count).sum::<u64>(),
+        1,
+        "rollups: {quarters:?}"
+    );
+    let by_kind = quarter_counts_of(store, &filter("kind:config", now), None).await;
+    assert!(by_kind.is_empty(), "{by_kind:?}");
+    assert_eq!(
+        top_values_of(store, &all, GroupField::System, 10).await,
+        [value_count("player", 1)]
+    );
+    assert_eq!(
+        store.get_many(&[gone.id, keep.id]).await.expect("get_many"),
+        [keep.without_diff()]
+    );
+    let replayed = stored_since_of(store, StreamPosition(0), 100).await;
+    assert_eq!(
+        replayed.iter().map(|s| s.event.id).collect::<Vec<_>>(),
+        [keep.id],
+        "the stream's catch-up skips what was deleted"
+    );
+    assert_eq!(
+        head_of(store).await,
+        head_before,
+        "positions are not reused"
+    );
+
+    let again = store
+        .delete_event(Deletion {
+            id: gone.id,
+            actor: "ops-admin".into(),
+            at,
+            reason: None,
+        })
+        .await
+        .expect("delete_event");
+    assert_eq!(again, None, "an event is deleted once");
+    assert_eq!(
+        store.audit_log(None, 10).await.expect("audit_log"),
+        [entry],
+        "a deletion of nothing is not audited"
+    );
+    // The key was the deleted event's: the same submission creates the event anew.
+    let recreated = created(&insert_one(store, record(&secret)).await).clone();
+    assert_ne!(recreated.id, gone.id);
+    assert_eq!(store.count().await.expect("count"), 2);
+}
+
+/// The audit log reads newest first and pages with `before`.
+pub async fn audit_log_is_newest_first_and_pages(store: &dyn Store) {
+    let events = create_all(
+        store,
+        (0..3)
+            .map(|n| {
+                record(&minimal(
+                    &format!("event {n}"),
+                    ts("2026-11-01T10:00:00Z") + SignedDuration::from_mins(n),
+                ))
+            })
+            .collect(),
+    )
+    .await;
+    for (n, event) in events.iter().enumerate() {
+        store
+            .delete_event(Deletion {
+                id: event.id,
+                actor: format!("admin-{n}"),
+                at: ts("2026-11-02T10:00:00Z") + SignedDuration::from_mins(n as i64),
+                reason: None,
+            })
+            .await
+            .expect("delete_event")
+            .expect("found");
+    }
+    let log = store.audit_log(None, 10).await.expect("audit_log");
+    assert_eq!(
+        log.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+        ["admin-2", "admin-1", "admin-0"]
+    );
+    assert!(
+        log.windows(2).all(|pair| pair[0].id > pair[1].id),
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().map(|e| e.title.as_str()).collect::<Vec<_>>(),
+        ["event 2", "event 1", "event 0"]
+    );
+    let first = store.audit_log(None, 2).await.expect("audit_log");
+    assert_eq!(first, log[..2]);
+    let rest = store
+        .audit_log(Some(first[1].id), 2)
+        .await
+        .expect("audit_log");
+    assert_eq!(rest, log[2..]);
+    let none = store
+        .audit_log(Some(log[2].id), 2)
+        .await
+        .expect("audit_log");
+    assert_eq!(none, []);
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use tfr_core::query::Query;
 use tfr_core::stats::GroupField;
+use tfr_core::token::Scope;
 use tfr_core::{Event, EventId, EventPatch, NewEvent, ValidationError};
 
 #[cfg(feature = "conformance")]
@@ -296,6 +297,91 @@ pub struct StoredEvent {
 /// How many stored events a subscriber may fall behind before it must catch up from the store.
 pub const STREAM_BUFFER: usize = 4096;
 
+/// An API token as the store knows it: everything but the token itself, of which only the
+/// hash is kept (see [`tfr_core::token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Unique, never reused (a revoked token keeps its name), so `submitted_by` always names
+    /// one token.
+    pub name: String,
+    pub scope: Scope,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// Updated at most about once a minute (see [`Store::touch_token`]).
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl TokenInfo {
+    /// Whether the token may be used at `now`: neither revoked nor expired.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expires| now < expires)
+    }
+}
+
+/// A token to store: its name, scope and lifetime, and the SHA-256 of the token
+/// ([`tfr_core::token::hash_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    pub name: String,
+    pub scope: Scope,
+    pub hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    /// An event was deleted (redaction).
+    EventDeleted,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::EventDeleted => "event.delete",
+        }
+    }
+}
+
+impl FromStr for AuditAction {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "event.delete" => Ok(AuditAction::EventDeleted),
+            other => Err(format!("unknown audit action '{other}'")),
+        }
+    }
+}
+
+/// One entry of the audit log: who did what, when, to which event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Grows with each entry; the log's paging cursor.
+    pub id: u64,
+    pub at: Timestamp,
+    /// The token name of whoever did it.
+    pub actor: String,
+    pub action: AuditAction,
+    pub event_id: EventId,
+    /// The event's title and system when it was deleted, so the log says what is gone.
+    pub title: String,
+    pub system: String,
+    /// Why, as the caller said.
+    pub reason: Option<String>,
+}
+
+/// A deletion asked for: which event, by whom, when, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    pub id: EventId,
+    pub actor: String,
+    pub at: Timestamp,
+    pub reason: Option<String>,
+}
+
 /// Durable storage of events. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -369,6 +455,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// The position of the last stored event.
     async fn stream_head(&self) -> StoreResult<StreamPosition>;
+
+    /// Deletes an event (its diff, tags and full-text entry with it) and records the deletion
+    /// in the audit log, in one transaction; `None` if there is no such event. The event's
+    /// idempotency key is freed with it.
+    async fn delete_event(&self, deletion: Deletion) -> StoreResult<Option<AuditEntry>>;
+
+    /// Audit entries, newest first, those with an id below `before` (all with `None`), at most
+    /// `limit`.
+    async fn audit_log(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Stores a new token; `None` if a token (even a revoked one) already has this name.
+    async fn create_token(&self, token: NewToken) -> StoreResult<Option<TokenInfo>>;
+
+    /// Every token, revoked and expired ones included, by name.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>>;
+
+    /// Revokes a token from `at` on (a token already revoked keeps its first revocation time);
+    /// `None` if there is no token of that name.
+    async fn revoke_token(&self, name: &str, at: Timestamp) -> StoreResult<Option<TokenInfo>>;
+
+    /// The token whose hash this is, whatever its state (the caller checks
+    /// [`TokenInfo::is_active`]).
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
+
+    /// Records that a token was used at `at` (never moving `last_used_at` back). Callers
+    /// throttle this: it is a write.
+    async fn touch_token(&self, name: &str, at: Timestamp) -> StoreResult<()>;
 }
 
 #[cfg(test)]

@@ -48,6 +48,18 @@ pub struct FileConfig {
     pub github_workflows: Option<Vec<String>>,
     /// `serve`: the GitLab webhook token of `/integrations/gitlab` (never printed).
     pub gitlab_token: Option<tfr_server::Secret>,
+    /// `serve`: accept writes without a token, on any address and even once tokens exist.
+    pub allow_anonymous_writes: Option<bool>,
+    /// `serve`: let callers without a token read (default: on loopback only).
+    pub anonymous_read: Option<bool>,
+    /// `serve`: requests per token (or anonymous address), `"20/s"`, `"600/m"`.
+    pub rate_limit: Option<String>,
+    /// `serve`: connections served at once.
+    pub max_connections: Option<usize>,
+    /// `serve`: live streams open at once.
+    pub max_streams: Option<usize>,
+    /// `serve`: seconds a connection may stay without sending a complete request head.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 impl FileConfig {

@@ -1,10 +1,13 @@
-//! `tfr`: the Technical Fact Repository. One binary: `tfr serve` runs the server, every other
+//! `tfr`: the Technical Fact Repository. One binary: `tfr serve` runs the server; the
+//! operator commands `migrate-store` and `token` work on the store directly; every other
 //! command is a client of a running server.
 
 mod client;
 mod config;
 mod migrate_store;
 mod serve;
+mod store;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +51,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Copy a whole history from the SQLite store to PostgreSQL (ids and times kept).
     MigrateStore(migrate_store::MigrateStoreArgs),
+    /// Manage API tokens (create, list, revoke), directly on the store like `serve`.
+    Token(token::TokenArgs),
     /// Record one event.
     Send(Box<client::SendArgs>),
     /// Search events, newest first.
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args, file).await,
             Command::MigrateStore(args) => migrate_store::run(args).await,
+            Command::Token(args) => token::run(args, file).await,
             Command::Send(args) => client::send::run(*args, &options).await,
             Command::Log(args) => client::log::run(args, &options).await,
             Command::Last(args) => client::last::run(args, &options).await,

@@ -17,7 +17,7 @@ use tfr_store::{InsertRecord, MAX_BATCH, Store, StreamPosition};
 use tfr_store_postgres::{PostgresOptions, PostgresStore};
 use tfr_store_sqlite::{DATABASE_FILE, SqliteStore};
 
-use crate::serve::{is_postgres_url, redact};
+use crate::store::{is_postgres_url, redact};
 
 /// Flags of `tfr migrate-store`.
 #[derive(Args, Debug)]

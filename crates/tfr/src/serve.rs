@@ -2,7 +2,6 @@
 //! database shared by any number of nodes (`--database postgres://...`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use tfr_core::Limits;
-use tfr_server::{AppState, ServerConfig};
-use tfr_store::Store;
-use tfr_store_postgres::{DEFAULT_POOL_SIZE, PostgresOptions, PostgresStore};
-use tfr_store_sqlite::SqliteStore;
+use tfr_core::token::Scope;
+use tfr_server::{AnonymousWrites, AppState, RateLimit, ServerConfig};
+use tfr_store_postgres::DEFAULT_POOL_SIZE;
 use tokio::net::TcpListener;
 
-use crate::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, FileConfig};
+use crate::config::{DEFAULT_LISTEN, FileConfig};
+use crate::store::{Backend, StoreArgs};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -24,24 +23,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TFR_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
 
-    /// Data directory of the embedded SQLite store (created if missing).
-    #[arg(
-        long,
-        env = "TFR_DATA",
-        value_name = "DIR",
-        conflicts_with = "database"
-    )]
-    data: Option<PathBuf>,
-
-    /// PostgreSQL URL (`postgres://user:password@host:5432/tfr`): use the PostgreSQL store,
-    /// which any number of `tfr serve` nodes can share, instead of the embedded one.
-    #[arg(
-        long,
-        env = "TFR_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    database: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
 
     /// Connections each node opens to PostgreSQL for reads and writes (default 8; one more
     /// listens for the live stream).
@@ -60,9 +43,38 @@ pub struct ServeArgs {
     #[arg(long, env = "TFR_REQUEST_TIMEOUT", value_name = "SECONDS")]
     request_timeout: Option<u64>,
 
-    /// Accept writes without a token on a non-loopback address.
+    /// Accept writes without a token, on any address and even once tokens exist.
     #[arg(long, env = "TFR_ALLOW_ANONYMOUS_WRITES")]
     allow_anonymous_writes: bool,
+
+    /// Let callers without a token read (the API's reads, the stream, the web UI, /metrics).
+    /// Default: true on a loopback address or with --allow-anonymous-writes, false elsewhere.
+    #[arg(
+        long,
+        env = "TFR_ANONYMOUS_READ",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    anonymous_read: Option<bool>,
+
+    /// Requests each token (and each anonymous client address) may make: `20/s`, `600/m`,
+    /// `10000/h`; more are answered 429 with Retry-After. Default: no limit.
+    #[arg(long, env = "TFR_RATE_LIMIT", value_name = "N/s")]
+    rate_limit: Option<RateLimit>,
+
+    /// Connections served at once; more wait to be accepted (default 1024).
+    #[arg(long, env = "TFR_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Live streams (/api/v1/stream) open at once; more are answered 503 (default 256).
+    #[arg(long, env = "TFR_MAX_STREAMS", value_name = "N")]
+    max_streams: Option<usize>,
+
+    /// Seconds a connection may stay without sending a complete request head (idle
+    /// keep-alive, slow clients) before it is closed (default 30).
+    #[arg(long, env = "TFR_IDLE_TIMEOUT", value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
 
     /// Secret of the GitHub webhooks sent to /integrations/github; without one they are
     /// refused. Prefer the environment or tfr.toml: a flag shows in the process list.
@@ -119,18 +131,19 @@ pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> 
 
     let listen = args
         .listen
-        .or(file.listen)
+        .or(file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let address: SocketAddr = listen
         .parse()
         .with_context(|| format!("--listen '{listen}' is not an address such as 127.0.0.1:8080"))?;
-    if !address.ip().is_loopback() && !args.allow_anonymous_writes {
-        bail!(
-            "refusing to listen on {address} without authentication: anyone who can reach it could write events. \
-             Listen on a loopback address, or pass --allow-anonymous-writes if that is really what you want"
-        );
+    let backend = args.store.backend(&file)?;
+    let loopback = address.ip().is_loopback();
+    let allow_anonymous_writes =
+        args.allow_anonymous_writes || file.allow_anonymous_writes.unwrap_or(false);
+    let needs_write_token = !loopback && !allow_anonymous_writes;
+    if needs_write_token && !backend.exists() {
+        bail!(refusal(address));
     }
-    let backend = Backend::choose(args.database, args.data, file.database, file.data)?;
     let pool_size = args
         .pool_size
         .or(file.pool_size)
@@ -177,6 +190,38 @@ pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> 
             .map(tfr_server::Secret::new)
             .or(file.gitlab_token)
             .filter(|token| !token.is_empty()),
+        anonymous_read: args
+            .anonymous_read
+            .or(file.anonymous_read)
+            .unwrap_or(loopback || allow_anonymous_writes),
+        anonymous_writes: if allow_anonymous_writes {
+            AnonymousWrites::Allowed
+        } else if loopback {
+            AnonymousWrites::UntilFirstToken
+        } else {
+            AnonymousWrites::Refused
+        },
+        rate_limit: match args.rate_limit {
+            Some(limit) => Some(limit),
+            None => file
+                .rate_limit
+                .as_deref()
+                .map(str::parse::<RateLimit>)
+                .transpose()
+                .map_err(|message| anyhow::anyhow!("tfr.toml: rate_limit: {message}"))?,
+        },
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(tfr_server::DEFAULT_MAX_CONNECTIONS),
+        max_streams: args
+            .max_streams
+            .or(file.max_streams)
+            .unwrap_or(tfr_server::DEFAULT_MAX_STREAMS),
+        idle_timeout: args
+            .idle_timeout
+            .or(file.idle_timeout_secs)
+            .map_or(tfr_server::DEFAULT_IDLE_TIMEOUT, Duration::from_secs),
     };
     tracing::info!(
         github = config.github_secret.is_some(),
@@ -193,41 +238,69 @@ pub async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<ExitCode> 
     if config.body_limit < 1024 {
         bail!("--body-limit must be at least 1024 bytes");
     }
+    if config.max_connections == 0 || config.max_streams == 0 {
+        bail!("--max-connections and --max-streams must be at least 1");
+    }
+    if config.idle_timeout.is_zero() {
+        bail!("--idle-timeout must be at least 1 second");
+    }
 
-    let store: Arc<dyn Store> = match &backend {
-        Backend::Sqlite(data) => Arc::new(
-            SqliteStore::open(data)
-                .with_context(|| format!("cannot open the store in {}", data.display()))?,
-        ),
-        Backend::Postgres(url) => {
-            let options = PostgresOptions {
-                pool_size,
-                ..PostgresOptions::default()
-            };
-            Arc::new(
-                PostgresStore::open(url, &options)
-                    .await
-                    .with_context(|| format!("cannot open the store at {}", redact(url)))?,
-            )
+    let store = backend.open(pool_size).await?;
+    let tokens = match store.list_tokens().await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            let _ = store.shutdown().await;
+            return Err(error).context("cannot read the API tokens");
         }
     };
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
+    let now = tfr_core::time::now();
+    let write_tokens = tokens
+        .iter()
+        .filter(|token| token.is_active(now) && token.scope.allows(Scope::Write))
+        .count();
+    if needs_write_token && write_tokens == 0 {
+        let _ = store.shutdown().await;
+        bail!(refusal(address));
+    }
+    let listener = match TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            let _ = store.shutdown().await;
+            return Err(error).with_context(|| format!("cannot listen on {address}"));
+        }
+    };
     let local = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    if !address.ip().is_loopback() {
-        tracing::warn!("anonymous writes are allowed on a non-loopback address");
+    match config.anonymous_writes {
+        AnonymousWrites::Allowed if loopback => {
+            tracing::info!("anonymous writes are allowed (--allow-anonymous-writes)");
+        }
+        AnonymousWrites::Allowed => tracing::warn!(
+            "anonymous writes are allowed on a non-loopback address (--allow-anonymous-writes): anyone who can reach it can write"
+        ),
+        AnonymousWrites::UntilFirstToken if tokens.is_empty() => {
+            tracing::info!("no tokens defined: anonymous writes are allowed on loopback");
+        }
+        AnonymousWrites::UntilFirstToken | AnonymousWrites::Refused => tracing::info!(
+            tokens = tokens.len(),
+            write_tokens,
+            "writes need a token with the write scope"
+        ),
+    }
+    if config.anonymous_read {
+        tracing::info!("anonymous reads are allowed");
     } else {
-        tracing::info!("no tokens defined: anonymous writes are allowed on loopback");
+        tracing::info!(
+            "anonymous reads are refused: the API, the stream and the web UI need a token with the read scope (--anonymous-read true to open them)"
+        );
     }
     match &backend {
-        Backend::Sqlite(data) => {
-            tracing::info!(data = %data.display(), "tfr listening on http://{local}");
+        Backend::Sqlite(_) => {
+            tracing::info!(data = %backend.describe(), "tfr listening on http://{local}");
         }
-        Backend::Postgres(url) => {
-            tracing::info!(database = %redact(url), pool_size, "tfr listening on http://{local}");
+        Backend::Postgres(_) => {
+            tracing::info!(database = %backend.describe(), pool_size, "tfr listening on http://{local}");
         }
     }
 
@@ -289,117 +362,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// Where the events are kept.
-#[derive(Debug, PartialEq)]
-enum Backend {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl Backend {
-    /// Flags and environment (`--database`, `--data`) win over the file; the file may name one
-    /// of the two, not both; with none, the embedded store in `./tfr-data`.
-    fn choose(
-        database: Option<String>,
-        data: Option<PathBuf>,
-        file_database: Option<String>,
-        file_data: Option<PathBuf>,
-    ) -> anyhow::Result<Backend> {
-        let url = match (database, data, file_database, file_data) {
-            (Some(url), _, _, _) => url,
-            (None, Some(data), _, _) => return Ok(Backend::Sqlite(data)),
-            (None, None, Some(_), Some(_)) => {
-                bail!("the configuration file sets both `data` and `database`; keep one")
-            }
-            (None, None, Some(url), None) => url,
-            (None, None, None, data) => {
-                return Ok(Backend::Sqlite(
-                    data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-                ));
-            }
-        };
-        if !is_postgres_url(&url) {
-            bail!(
-                "--database '{}': only PostgreSQL URLs (postgres://...) are supported; for the embedded store use --data DIR",
-                redact(&url)
-            );
-        }
-        Ok(Backend::Postgres(url))
-    }
-}
-
-/// Whether a URL names a PostgreSQL database.
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// A database URL without its password (in the credentials or as a `password=` parameter),
-/// for messages.
-pub fn redact(url: &str) -> String {
-    let mut redacted = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    };
-    if let Some((base, parameters)) = redacted.clone().split_once('?') {
-        let parameters: Vec<String> = parameters
-            .split('&')
-            .map(|parameter| match parameter.split_once('=') {
-                Some((name, _)) if name.eq_ignore_ascii_case("password") => {
-                    format!("{name}=***")
-                }
-                _ => parameter.to_owned(),
-            })
-            .collect();
-        redacted = format!("{base}?{}", parameters.join("&"));
-    }
-    redacted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_not_printed() {
-        assert_eq!(
-            redact("postgres://tfr:secret@db:5432/tfr"),
-            "postgres://tfr:***@db:5432/tfr"
-        );
-        assert_eq!(redact("postgres://db/tfr"), "postgres://db/tfr");
-        assert_eq!(
-            redact("postgres://tfr@db/tfr?sslmode=require&password=secret"),
-            "postgres://tfr@db/tfr?sslmode=require&password=***"
-        );
-    }
-
-    #[test]
-    fn the_store_is_chosen_flags_first() {
-        let url = || Some("postgres://db/tfr".to_owned());
-        let dir = || Some(PathBuf::from("/d"));
-        let postgres = Backend::Postgres("postgres://db/tfr".into());
-        assert_eq!(Backend::choose(url(), None, None, dir()).unwrap(), postgres);
-        assert_eq!(
-            Backend::choose(None, dir(), url(), None).unwrap(),
-            Backend::Sqlite("/d".into())
-        );
-        assert_eq!(Backend::choose(None, None, url(), None).unwrap(), postgres);
-        assert_eq!(
-            Backend::choose(None, None, None, None).unwrap(),
-            Backend::Sqlite(DEFAULT_DATA_DIR.into())
-        );
-        assert!(Backend::choose(None, None, url(), dir()).is_err());
-        let refused = Backend::choose(Some("mysql://u:pw@h/db".into()), None, None, None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.contains("postgres://") && !refused.contains("pw"),
-            "{refused}"
-        );
-    }
+/// Why `tfr serve` will not listen on a non-loopback address, and what to do about it.
+fn refusal(address: SocketAddr) -> String {
+    format!(
+        "refusing to listen on {address} without authentication: anyone who can reach it could write events. \
+         Create a token with the write scope first (tfr token create --name NAME --scope write, with the same --data or --database), \
+         listen on a loopback address, or pass --allow-anonymous-writes if that is really what you want"
+    )
 }

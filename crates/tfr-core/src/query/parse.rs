@@ -41,6 +41,13 @@ pub fn parse(text: &str) -> Result<Query> {
             format!("the query is longer than {MAX_QUERY_CHARS} characters"),
         ));
     }
+    // NUL has no business in a query; SQLite's full-text syntax and PostgreSQL text refuse it.
+    if let Some(position) = chars.iter().position(|&c| c == '\0') {
+        return Err(QueryError::new(
+            position,
+            "the query contains a NUL character",
+        ));
+    }
     let mut parser = Parser {
         chars,
         at: 0,
@@ -523,6 +530,23 @@ mod tests {
         );
         let terms: Vec<String> = (0..3).map(|_| format!("system:{many}")).collect();
         assert!(error(&terms.join(" ")).message.contains("too many values"));
+    }
+
+    /// Found by the OpenAPI fuzz: `q=a%00b` reached SQLite's full-text syntax, which failed
+    /// ("unterminated string") and answered 500. NUL is refused anywhere, at its position.
+    #[test]
+    fn nul_is_refused_where_it_is() {
+        for (text, position) in [
+            ("a\0b", 1),
+            ("\"x \0 y\"", 3),
+            ("system:a\0", 8),
+            ("tag:\0*", 4),
+            ("ok -\0", 4),
+        ] {
+            let err = error(text);
+            assert_eq!(err.position, position, "{text:?}: {err}");
+            assert!(err.message.contains("NUL"), "{text:?}: {err}");
+        }
     }
 
     #[test]

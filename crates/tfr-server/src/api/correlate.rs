@@ -31,8 +31,10 @@ const FOLLOWERS_LISTED: usize = 5;
 #[into_params(parameter_in = Query)]
 pub struct CorrelateParams {
     /// Query selecting the changes A (tfr query language).
+    #[param(required = true)]
     pub a: Option<String>,
     /// Query selecting the effects B.
+    #[param(required = true)]
     pub b: Option<String>,
     /// How soon after A a B event counts (default `1h`; units s m h d w).
     pub window: Option<String>,

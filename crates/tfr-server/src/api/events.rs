@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,19 +16,17 @@ use tfr_core::time::{now, parse_duration, parse_timestamp};
 use tfr_core::validate::{validate_new_event, validate_patch};
 use tfr_core::{Event, EventId, ValidationError};
 use tfr_store::{
-    AroundRequest, BatchMode, DEFAULT_PAGE_SIZE, InsertOutcome, InsertRecord, MAX_BATCH,
+    AroundRequest, BatchMode, DEFAULT_PAGE_SIZE, Deletion, InsertOutcome, InsertRecord, MAX_BATCH,
     PageRequest,
 };
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::params;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ItemError};
 use crate::extract::{JsonBody, Params, check_content_type};
 use crate::ndjson::{Line, LineSplitter};
-
-/// Who submitted events when no token is involved.
-const ANONYMOUS: &str = "anonymous";
 
 /// Lines of a bulk request stored together...
 const BULK_BATCH: usize = 500;
@@ -82,14 +80,15 @@ fn apply_key(value: &mut Value, key: String, must_agree: bool) -> Result<(), Val
     }
 }
 
-/// Validates a submitted event and makes it ready to store.
+/// Validates a submitted event and makes it ready to store, as submitted by `caller`.
 fn prepare(
     value: &Value,
     state: &AppState,
+    caller: &Caller,
     now: Timestamp,
 ) -> Result<InsertRecord, ValidationError> {
     let new_event = validate_new_event(value, &state.config.limits, now)?;
-    Ok(InsertRecord::new(new_event, now, ANONYMOUS))
+    Ok(InsertRecord::new(new_event, now, caller.name()))
 }
 
 fn location(id: EventId) -> HeaderValue {
@@ -102,6 +101,151 @@ pub struct CreatedEvents {
     pub events: Vec<Event>,
 }
 
+/// The answer to `POST /api/v1/events`: the event, or `{"events": [...]}` for an array.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the answer in the OpenAPI document
+pub enum CreateAnswer {
+    One(Box<Event>),
+    Many(CreatedEvents),
+}
+
+/// The body of `POST /api/v1/events`: one event, or an array of up to 1000 (all or nothing).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the body in the OpenAPI document; `validate_new_event` reads it
+pub enum CreateBody {
+    One(Box<NewEventBody>),
+    Many(Vec<NewEventBody>),
+}
+
+/// A single line of text: not blank, no control characters (design §2).
+const LINE_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// An event as a client sends it (design §2). Unknown fields are refused, and so are those the
+/// server sets (`id`, `recorded_at`, `submitted_by`, `has_diff`). Text fields are single lines
+/// (trimmed, not blank, no control characters); an empty optional one counts as absent.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewEvent)]
+#[allow(dead_code)] // describes the body in the OpenAPI document; `validate_new_event` reads it
+pub struct NewEventBody {
+    /// When it happened (RFC 3339 with an offset); the time of receipt when left out.
+    #[schema(format = DateTime)]
+    occurred_at: Option<String>,
+    /// When it ended, for what lasts: not before `occurred_at`.
+    #[schema(format = DateTime)]
+    ended_at: Option<String>,
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    title: String,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    system: String,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    author: String,
+    /// A lowercase slug (`deploy`, `config`, `feature_flag`); `change` when left out.
+    #[schema(max_length = 64, pattern = "^[a-z0-9][a-z0-9_-]*$")]
+    kind: Option<String>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    environment: Option<String>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    team: Option<String>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    source: Option<String>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    version: Option<String>,
+    /// Markdown, at most 64 KiB; no NUL.
+    description: Option<String>,
+    #[schema(schema_with = tags_schema)]
+    tags: Option<Vec<String>>,
+    #[schema(max_items = 32)]
+    links: Option<Vec<NewLinkBody>>,
+    /// A unified diff, at most 1 MiB unless the server says otherwise; no NUL.
+    diff: Option<String>,
+    /// Free-form JSON, at most 64 KiB serialized; no NUL.
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<serde_json::Map<String, Value>>,
+    /// Makes retries safe: the same key with the same content is stored once.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// A link as a client sends it (a bare URL string is accepted too).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewLink)]
+#[allow(dead_code)] // describes the body in the OpenAPI document
+pub struct NewLinkBody {
+    /// An absolute http(s) URL, without spaces or control characters.
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://[A-Za-z0-9]+(\\.[A-Za-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~%/?=&+-]*)?$"
+    )]
+    url: String,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    title: Option<String>,
+}
+
+/// The body of `PATCH /api/v1/events/{id}`: the only changes a recorded fact allows.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = EventPatch, min_properties = 1)]
+#[allow(dead_code)] // describes the body in the OpenAPI document; `validate_patch` reads it
+pub struct PatchBody {
+    /// Closes the event's time span: not before `occurred_at`.
+    #[schema(format = DateTime)]
+    ended_at: Option<String>,
+    #[schema(schema_with = tags_schema)]
+    tags: Option<Vec<String>>,
+    /// Links to add.
+    #[schema(max_items = 32)]
+    links: Option<Vec<NewLinkBody>>,
+}
+
+/// Tags: up to 64 single lines of up to 200 characters (duplicates are dropped).
+fn tags_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .description(Some(
+            "Tags such as `release:5.2`: up to 64 single lines of up to 200 characters",
+        ))
+        .max_items(Some(64))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(200))
+                .pattern(Some(LINE_PATTERN)),
+        )
+        .build()
+}
+
 /// Record one event (a JSON object) or several (an array of up to 1000, all or nothing).
 ///
 /// An idempotency key (the `idempotency_key` field or the `Idempotency-Key` header) makes
@@ -111,11 +255,11 @@ pub struct CreatedEvents {
     post,
     path = "/api/v1/events",
     tag = "events",
-    request_body(content = Object, description = "An event (design §2), or an array of up to 1000 events", content_type = "application/json"),
+    request_body(content = CreateBody, description = "An event (design §2), or an array of up to 1000 events", content_type = "application/json"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Idempotency key for the event (or prefix, for an array)")),
     responses(
-        (status = 201, description = "Created: the event (object) or `{\"events\": [...]}` (array)", body = Event, headers(("Location" = String, description = "The new event's URL"))),
-        (status = 200, description = "Already recorded with this idempotency key: the original", body = Event),
+        (status = 201, description = "Created: the event (object) or `{\"events\": [...]}` (array)", body = CreateAnswer, headers(("Location" = String, description = "The new event's URL"))),
+        (status = 200, description = "Already recorded with this idempotency key: the original (or `{\"events\": [...]}`, for an array)", body = CreateAnswer),
         (status = 400, description = "Invalid event: the error names the field (and index, for an array)", body = ErrorBody),
         (status = 409, description = "Idempotency key reused with different content", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -125,18 +269,19 @@ pub struct CreatedEvents {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let header_key = idempotency_header(&headers)?;
     let now = now();
     match body {
-        Value::Array(items) => create_many(state, items, header_key, now).await,
+        Value::Array(items) => create_many(state, &caller, items, header_key, now).await,
         mut single => {
             if let Some(key) = header_key {
                 apply_key(&mut single, key, true).map_err(ApiError::InvalidEvent)?;
             }
-            let record = prepare(&single, &state, now).map_err(ApiError::InvalidEvent)?;
+            let record = prepare(&single, &state, &caller, now).map_err(ApiError::InvalidEvent)?;
             let outcome = state
                 .store
                 .insert(vec![record], BatchMode::AllOrNothing)
@@ -170,6 +315,7 @@ pub async fn create(
 
 async fn create_many(
     state: AppState,
+    caller: &Caller,
     mut items: Vec<Value>,
     header_key: Option<String>,
     now: Timestamp,
@@ -190,7 +336,7 @@ async fn create_many(
             Some(key) => apply_key(item, format!("{key}:{index}"), false),
             None => Ok(()),
         }
-        .and_then(|()| prepare(item, &state, now));
+        .and_then(|()| prepare(item, &state, caller, now));
         match prepared {
             Ok(record) => records.push(record),
             Err(error) => invalid.push(ItemError {
@@ -333,6 +479,7 @@ const NDJSON_TYPES: &[&str] = &[
 )]
 pub async fn bulk(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<BulkOutcome>> {
@@ -349,8 +496,12 @@ pub async fn bulk(
     let mut lines = Vec::new();
     let mut batch: Vec<(usize, InsertRecord)> = Vec::with_capacity(BULK_BATCH);
     let mut finished = false;
+    let idle_timeout = state.config.idle_timeout;
     while !finished {
-        match stream.next().await {
+        let next = tokio::time::timeout(idle_timeout, stream.next())
+            .await
+            .map_err(|_| ApiError::BodyTimeout(idle_timeout.as_secs()))?;
+        match next {
             Some(Ok(chunk)) => splitter.push(&chunk, &mut lines),
             Some(Err(error)) => {
                 return Err(ApiError::InvalidBody(format!(
@@ -383,7 +534,7 @@ pub async fn bulk(
                             apply_key(&mut value, format!("{key}:{number}"), false)
                                 .map_err(ApiError::InvalidEvent)?;
                         }
-                        prepare(&value, &state, now).map_err(ApiError::InvalidEvent)
+                        prepare(&value, &state, &caller, now).map_err(ApiError::InvalidEvent)
                     });
                     match prepared {
                         Ok(record) => {
@@ -541,7 +692,7 @@ pub async fn get_one(
     path = "/api/v1/events/{id}",
     tag = "events",
     params(("id" = String, Path, description = "The event's id")),
-    request_body(content = Object, description = "`{\"ended_at\": ..., \"tags\": [...], \"links\": [...]}`: tags and links are added", content_type = "application/json"),
+    request_body(content = PatchBody, description = "`{\"ended_at\": ..., \"tags\": [...], \"links\": [...]}`: tags and links are added", content_type = "application/json"),
     responses(
         (status = 200, description = "The updated event", body = Event),
         (status = 400, description = "Invalid patch", body = ErrorBody),
@@ -561,6 +712,79 @@ pub async fn patch(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no event has the id {id}")))
+}
+
+/// Parameters of `DELETE /api/v1/events/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Why the event is deleted (kept in the audit log): one line, up to 500 characters.
+    pub reason: Option<String>,
+}
+
+/// The longest deletion reason.
+const MAX_REASON_CHARS: usize = 500;
+
+/// Delete an event — redaction, e.g. of a secret pasted into a diff. Needs the `admin` scope.
+/// The deletion is recorded in the audit log (`GET /api/v1/audit`): who, when, which event
+/// (id, title, system) and why. The event's idempotency key is freed with it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "The event's id"), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted, and audited"),
+        (status = 400, description = "Not an event id, or a bad reason", body = ErrorBody),
+        (status = 401, description = "No token, or a token that is unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "The token's scope is not admin", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Params(params): Params<DeleteParams>,
+) -> ApiResult<StatusCode> {
+    let id = event_id(&id)?;
+    let reason = params
+        .reason
+        .map(|reason| reason.trim().to_owned())
+        .filter(|reason| !reason.is_empty());
+    if let Some(reason) = &reason {
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ApiError::parameter(
+                "reason",
+                format!("is longer than {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(ApiError::parameter(
+                "reason",
+                "must be one line, without control characters",
+            ));
+        }
+    }
+    let deletion = Deletion {
+        id,
+        actor: caller.name().to_owned(),
+        at: now(),
+        reason,
+    };
+    let entry = state
+        .store
+        .delete_event(deletion)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event has the id {id}")))?;
+    tracing::warn!(
+        event = %entry.event_id,
+        actor = %entry.actor,
+        audit_id = entry.id,
+        "event deleted (audited)"
+    );
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Parameters of `last`.
@@ -626,6 +850,7 @@ pub async fn last(
 #[into_params(parameter_in = Query)]
 pub struct AroundParams {
     /// The moment of interest (RFC 3339), e.g. when an incident started.
+    #[param(required = true, format = DateTime)]
     pub time: Option<String>,
     /// How far back to look (default `1h`; units s m h d w).
     pub before: Option<String>,

@@ -1,5 +1,6 @@
 //! Handlers, one module per resource.
 
+pub mod audit;
 pub mod correlate;
 pub mod events;
 pub mod export;

@@ -53,6 +53,7 @@ pub struct StreamParams {
     responses(
         (status = 200, description = "An endless `text/event-stream`; a comment `: connected` is sent once subscribed", content_type = "text/event-stream", body = String),
         (status = 400, description = "Invalid query or Last-Event-ID", body = ErrorBody),
+        (status = 503, description = "As many live streams are open as the server allows (`--max-streams`); retry later", body = ErrorBody),
     )
 )]
 pub async fn stream(
@@ -61,6 +62,15 @@ pub async fn stream(
     Params(params): Params<StreamParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let query = query::parse(params.q.as_deref().unwrap_or(""))?;
+    // Held by the response: released when the client goes away.
+    let slot = Arc::clone(&state.streams)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "{} live streams are open, the most this server allows; retry shortly",
+                state.config.max_streams
+            ))
+        })?;
     let resume = headers
         .get("last-event-id")
         .map(|value| {
@@ -79,9 +89,13 @@ pub async fn stream(
     };
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(feed(Arc::clone(&state.store), query, start, live, sender));
-    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|event| (Ok(event), receiver))
-    });
+    let events =
+        futures_util::stream::unfold((receiver, slot), |(mut receiver, slot)| async move {
+            receiver
+                .recv()
+                .await
+                .map(|event| (Ok(event), (receiver, slot)))
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
 }
 
@@ -109,7 +123,12 @@ async fn feed(
         return;
     }
     loop {
-        match live.recv().await {
+        // A client that went away ends its feed at once, not at the next event.
+        let received = tokio::select! {
+            received = live.recv() => received,
+            () = sender.closed() => return,
+        };
+        match received {
             Ok(stored) => {
                 if stored.position <= position {
                     continue;

@@ -34,6 +34,7 @@ use super::{
 use crate::AppState;
 use crate::api::events::CreatedEvents;
 use crate::error::{ApiError, ErrorBody, ItemError};
+use crate::extract::Peer;
 
 const SOURCE: &str = "cloudevents";
 
@@ -71,15 +72,23 @@ struct CloudEvent {
         (status = 415, description = "Neither a CloudEvents media type nor `ce-*` headers", body = ErrorBody),
     )
 )]
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn receive(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let submitted_by = match submitter(&state, &headers, peer, bearer(&headers)).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
+    };
     let body = match read_body(body, state.config.body_limit).await {
         Ok(body) => body,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let submitted_by = submitter(bearer(&headers));
     let media = media_type(&headers).unwrap_or_default();
     if media == BATCH {
-        return batch(&state, &body, submitted_by).await;
+        return batch(&state, &body, &submitted_by).await;
     }
     let event = if media == STRUCTURED {
         parse_json(&body).and_then(|value| structured(&value))
@@ -102,7 +111,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
         Ok(event) => event,
         Err(message) => return ApiError::InvalidBody(message).into_response(),
     };
-    match record(&state, draft(&event), SOURCE, submitted_by).await {
+    match record(&state, draft(&event), SOURCE, &submitted_by).await {
         Ok(recorded) => (recorded.status(), Json(recorded.event())).into_response(),
         Err(refused) => ApiError::from(refused).into_response(),
     }

@@ -21,6 +21,7 @@ use super::{
     record, submitter, text,
 };
 use crate::AppState;
+use crate::extract::Peer;
 
 const SOURCE: &str = "datadog";
 
@@ -41,10 +42,16 @@ const SOURCE: &str = "datadog";
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let api_key = header(&headers, "dd-api-key").or_else(|| query_api_key(&uri));
+    let submitted_by = match submitter(&state, &headers, peer, api_key).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
+    };
     let body = match read_body(body, state.config.body_limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(limit)) => {
@@ -68,9 +75,7 @@ pub async fn create(
         Err(problems) => return errors(StatusCode::BAD_REQUEST, problems),
     };
     draft.idempotency_key = idempotency_header(&headers);
-    let api_key = header(&headers, "dd-api-key").or_else(|| query_api_key(&uri));
-    let submitted_by = submitter(api_key);
-    match record(&state, draft, SOURCE, submitted_by).await {
+    match record(&state, draft, SOURCE, &submitted_by).await {
         Ok(recorded) => {
             let stored = recorded.event();
             let id = numeric_id(stored.id);

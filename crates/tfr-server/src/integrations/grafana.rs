@@ -36,6 +36,7 @@ use super::{
     one_line, read_body, record, submitter, text,
 };
 use crate::AppState;
+use crate::extract::Peer;
 
 const SOURCE: &str = "grafana";
 
@@ -82,7 +83,16 @@ async fn read_json(state: &AppState, body: Body) -> Result<Value, Response> {
         (status = 400, description = "`{\"message\": \"...\"}`"),
     )
 )]
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let submitted_by = match submitter(&state, &headers, peer, bearer(&headers)).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
+    };
     let annotation = match read_json(&state, body).await {
         Ok(annotation) => annotation,
         Err(response) => return response,
@@ -91,7 +101,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(draft) => draft,
         Err(problem) => return message(StatusCode::BAD_REQUEST, problem),
     };
-    store(&state, &headers, draft, "Annotation added").await
+    store(&state, &headers, &submitted_by, draft, "Annotation added").await
 }
 
 /// Create an annotation in Graphite's event format, as Grafana's
@@ -108,9 +118,14 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
 )]
 pub async fn create_graphite(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let submitted_by = match submitter(&state, &headers, peer, bearer(&headers)).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
+    };
     let event = match read_json(&state, body).await {
         Ok(event) => event,
         Err(response) => return response,
@@ -119,13 +134,26 @@ pub async fn create_graphite(
         Ok(draft) => draft,
         Err(problem) => return message(StatusCode::BAD_REQUEST, problem),
     };
-    store(&state, &headers, draft, "Graphite annotation added").await
+    store(
+        &state,
+        &headers,
+        &submitted_by,
+        draft,
+        "Graphite annotation added",
+    )
+    .await
 }
 
-async fn store(state: &AppState, headers: &HeaderMap, draft: Draft, added: &str) -> Response {
+async fn store(
+    state: &AppState,
+    headers: &HeaderMap,
+    submitted_by: &str,
+    draft: Draft,
+    added: &str,
+) -> Response {
     let mut draft = draft;
     draft.idempotency_key = idempotency_header(headers);
-    match record(state, draft, SOURCE, submitter(bearer(headers))).await {
+    match record(state, draft, SOURCE, submitted_by).await {
         Ok(recorded) => Json(json!({
             "message": added,
             "id": numeric_id(recorded.event().id),
@@ -338,6 +366,11 @@ fn find_params(uri: &Uri) -> Result<FindParams, String> {
                 params.limit = limit.clamp(1, MAX_PAGE_SIZE);
             }
             "tags" | "tags[]" => {
+                // Tags become query terms without the query parser, which refuses NUL: refuse
+                // it here too (PostgreSQL cannot compare text holding it).
+                if value.contains('\0') {
+                    return Err("tags must not contain NUL characters".to_owned());
+                }
                 if !value.trim().is_empty() {
                     params.tags.push(value.trim().to_owned());
                 }
@@ -638,6 +671,9 @@ mod tests {
         assert!(params.from < params.to);
         let bad: Uri = "/x?form=1".parse().unwrap();
         assert!(find_params(&bad).unwrap_err().contains("form"));
+        // Found by the OpenAPI fuzz on PostgreSQL: a NUL in a tag reached the database (503).
+        let nul: Uri = "/x?tags=a%00b".parse().unwrap();
+        assert!(find_params(&nul).unwrap_err().contains("NUL"));
         assert_eq!(tag_field("system:b"), (Field::System, "b".to_owned()));
         assert_eq!(
             tag_field("release:5.2"),

@@ -17,6 +17,7 @@ use super::{
     record, submitter, text,
 };
 use crate::AppState;
+use crate::extract::Peer;
 
 const SOURCE: &str = "honeycomb";
 
@@ -44,10 +45,16 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 )]
 pub async fn create_marker(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     Path(dataset): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let key = header(&headers, "x-honeycomb-team");
+    let submitted_by = match submitter(&state, &headers, peer, key).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
+    };
     let body = match read_body(body, state.config.body_limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(limit)) => {
@@ -76,8 +83,7 @@ pub async fn create_marker(
         Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
     draft.idempotency_key = idempotency_header(&headers);
-    let submitted_by = submitter(header(&headers, "x-honeycomb-team"));
-    match record(&state, draft, SOURCE, submitted_by).await {
+    match record(&state, draft, SOURCE, &submitted_by).await {
         Ok(recorded) => {
             let event = recorded.event();
             let mut reply = json!({

@@ -16,6 +16,7 @@ pub mod honeycomb;
 pub mod pagerduty;
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -73,18 +74,23 @@ pub(crate) fn secret_matches(given: &[u8], expected: &Secret) -> bool {
     given.as_slice().ct_eq(expected.as_slice()).into()
 }
 
-/// The name an event records in `submitted_by` for a tool's credential (a PagerDuty routing
-/// key, a Datadog API key, a Grafana or CloudEvents bearer token, a Honeycomb key).
-///
-/// This is where those credentials meet tfr tokens: until tokens exist, writes through the
-/// integrations are anonymous, exactly as on the API (design §10), whatever credential the tool
-/// sends.
-pub(crate) fn submitter(_credential: Option<&str>) -> &'static str {
-    ANONYMOUS
+/// Who is writing through an integration: the name events record in `submitted_by`, or the
+/// refusal (`401`, `403`, `429`) in tfr's error shape. `credential` is the tool's own (a
+/// PagerDuty routing key, a Datadog API key, a Honeycomb key, a Grafana or CloudEvents bearer
+/// token); an `Authorization: Bearer` header works for every tool. A credential without the
+/// `tfr_` prefix is the tool's own key, which tfr does not know: the write is then anonymous,
+/// and allowed only where anonymous writes are (see [`crate::auth::integration_writer`]).
+pub(crate) async fn submitter(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    credential: Option<&str>,
+) -> Result<String, Response> {
+    crate::auth::integration_writer(state, headers, credential, peer)
+        .await
+        .map(|caller| caller.name().to_owned())
+        .map_err(IntoResponse::into_response)
 }
-
-/// `submitted_by` of events sent without a token.
-pub(crate) const ANONYMOUS: &str = "anonymous";
 
 /// The event an integration makes of a payload, before the API's validation. Single-line
 /// fields are cut to their limits when the draft becomes JSON: a vendor's fields can be longer
@@ -423,11 +429,20 @@ pub(crate) enum BodyError {
     Unreadable(String),
 }
 
-/// Reads the whole body, refusing more than `limit` bytes.
+/// Reads the whole body, refusing more than `limit` bytes, and a body that stops arriving
+/// for [`crate::DEFAULT_IDLE_TIMEOUT`].
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut stream = body.into_data_stream();
     let mut buffer: Vec<u8> = Vec::new();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(crate::DEFAULT_IDLE_TIMEOUT, stream.next()).await
+        else {
+            return Err(BodyError::Unreadable(format!(
+                "no data for {} s",
+                crate::DEFAULT_IDLE_TIMEOUT.as_secs()
+            )));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|error| BodyError::Unreadable(error.to_string()))?;
         if buffer.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge(limit));

@@ -21,6 +21,7 @@ use super::{
     BodyError, Draft, idempotency_header, one_line, parse_time, read_body, record, submitter, text,
 };
 use crate::AppState;
+use crate::extract::Peer;
 
 const SOURCE: &str = "pagerduty";
 
@@ -41,7 +42,12 @@ const SOURCE: &str = "pagerduty";
         (status = 503, description = "Store unavailable: retry, as PagerDuty clients do on 5xx"),
     )
 )]
-pub async fn enqueue(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn enqueue(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match read_body(body, state.config.body_limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(limit)) => {
@@ -64,14 +70,18 @@ pub async fn enqueue(State(state): State<AppState>, headers: HeaderMap, body: Bo
             vec!["JSON parse error".into()],
         );
     };
+    // The routing key is in the body: the caller is known once it is parsed.
+    let submitted_by = match submitter(&state, &headers, peer, text(&event, "/routing_key")).await {
+        Ok(name) => name,
+        Err(refusal) => return refusal,
+    };
     let draft = match map(&event) {
         Ok(draft) => draft,
         Err(errors) => return invalid(errors),
     };
     let mut draft = draft;
     draft.idempotency_key = idempotency_header(&headers);
-    let submitted_by = submitter(text(&event, "/routing_key"));
-    match record(&state, draft, SOURCE, submitted_by).await {
+    match record(&state, draft, SOURCE, &submitted_by).await {
         Ok(_) => answer(
             StatusCode::ACCEPTED,
             "success",

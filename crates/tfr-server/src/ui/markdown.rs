@@ -42,7 +42,9 @@ pub fn render(markdown: &str) -> String {
 
 /// The URL if it is http(s), mailto or relative to this site; `#` otherwise.
 fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
-    let lower = url.trim().to_ascii_lowercase();
+    // Browsers read `\` as `/` in http(s) URLs: `/\evil.example` is `//evil.example`, another
+    // site. Check the URL as a browser will read it.
+    let lower = url.trim().to_ascii_lowercase().replace('\\', "/");
     let scheme_end = lower.find(':');
     let path_start = lower.find(['/', '?', '#']);
     let has_scheme = match (scheme_end, path_start) {
@@ -93,6 +95,8 @@ mod tests {
             "[x](data:text/html,<script>alert(1)</script>)",
             "[x](vbscript:msgbox)",
             "[x](//evil.example.com/a)",
+            "[x](/\\evil.example.com/a)",
+            "[x](javascript&#58;alert(1))",
             "<javascript:alert(1)>",
         ] {
             let html = render(source).to_ascii_lowercase();
@@ -104,6 +108,7 @@ mod tests {
                 "href=\"data:",
                 "href=\"vbscript",
                 "href=\"//evil",
+                "href=\"/\\evil",
             ] {
                 assert!(!html.contains(bad), "{source}: {html}");
             }

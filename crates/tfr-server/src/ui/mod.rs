@@ -11,16 +11,18 @@ mod svg;
 mod views;
 
 use axum::Router;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
+use crate::error::ApiError;
 
 pub(crate) use views::FilterOptions;
 
-/// The page routes, merged into the application's route table.
+/// The page routes, merged into the application's route table (they read events: the route
+/// table guards them like the API's reads).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::feed))
@@ -28,8 +30,35 @@ pub fn routes() -> Router<AppState> {
         .route("/events/{id}", get(pages::event))
         .route("/stats", get(pages::stats))
         .route("/correlate", get(pages::correlate))
+}
+
+/// The static assets: no data, open to anyone (the refusal page uses the stylesheet).
+pub fn assets() -> Router<AppState> {
+    Router::new()
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
+}
+
+/// A refusal (no token, a token without the scope, too many requests) as a page: a person
+/// opening the feed gets a sentence, not JSON. Status and `WWW-Authenticate`/`Retry-After` are
+/// those of the API's answer.
+pub(crate) fn refusal_page(error: ApiError) -> Response {
+    let message = error.to_string();
+    let answer = error.into_response();
+    let status = answer.status();
+    let heading = match status {
+        StatusCode::UNAUTHORIZED => "A token is needed to read this server",
+        StatusCode::FORBIDDEN => "This token may not read this",
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+        _ => "The server cannot answer now",
+    };
+    let mut page = pages::message(status, heading, message);
+    for name in [WWW_AUTHENTICATE, RETRY_AFTER] {
+        if let Some(value) = answer.headers().get(&name) {
+            page.headers_mut().insert(name, value.clone());
+        }
+    }
+    page
 }
 
 /// The Content-Security-Policy of every page: only this site's own scripts, styles and

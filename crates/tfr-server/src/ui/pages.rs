@@ -82,7 +82,7 @@ fn render(template: &impl Template, status: StatusCode) -> Response {
     }
 }
 
-fn message(status: StatusCode, heading: &str, message: String) -> Response {
+pub(super) fn message(status: StatusCode, heading: &str, message: String) -> Response {
     render(
         &MessagePage {
             nav: "",
