@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "events", include_str!("../migrations/0001_events.sql")),
     (2, "rollups", include_str!("../migrations/0002_rollups.sql")),
     (3, "tokens", include_str!("../migrations/0003_tokens.sql")),
+    (
+        4,
+        "batched_indexing",
+        include_str!("../migrations/0004_batched_indexing.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations (`'tfr_migr'` in ASCII). Advisory locks are per

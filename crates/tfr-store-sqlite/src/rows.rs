@@ -91,6 +91,9 @@ pub fn tags_text(tags: &[String]) -> String {
 }
 
 /// Inserts a new event with its tags and diff. Returns its row number.
+///
+/// The event is not yet searchable nor counted in the rollups: [`index_new_events`] indexes
+/// the new rows in bulk, in the same transaction.
 pub fn insert_event(connection: &Connection, record: &InsertRecord) -> rusqlite::Result<i64> {
     let event = &record.event;
     connection
@@ -132,6 +135,50 @@ pub fn insert_event(connection: &Connection, record: &InsertRecord) -> rusqlite:
             .execute((seq, diff))?;
     }
     Ok(seq)
+}
+
+/// Adds the events with row numbers `first..=last` — all inserted with [`insert_event`] in
+/// the open transaction and not yet indexed — to the full-text index and the rollups, with one
+/// statement each (migration 4 dropped the per-row `AFTER INSERT` triggers: inside savepoints
+/// FTS5 flushed a segment per statement, and the rollups took seven upserts per event). Every
+/// path that inserts into `events` calls this before anything can patch or delete the rows
+/// (their update and delete triggers expect them indexed) and before committing. Quarters
+/// and values are those of `rollups_delete` (migration 2).
+pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    connection
+        .prepare_cached(
+            "INSERT INTO events_fts (rowid, title, description, system, author, tags_text, version) \
+             SELECT seq, title, description, system, author, tags_text, version \
+             FROM events WHERE seq BETWEEN ?1 AND ?2",
+        )?
+        .execute([first, last])?;
+    connection
+        .prepare_cached(
+            "WITH added AS (
+                 SELECT CASE WHEN occurred_at >= 0 THEN occurred_at / 900000000
+                             ELSE (occurred_at + 1) / 900000000 - 1 END AS quarter,
+                        kind, system, author, COALESCE(team, '') AS team,
+                        COALESCE(environment, '') AS environment,
+                        COALESCE(source, '') AS source
+                 FROM events WHERE seq BETWEEN ?1 AND ?2)
+             INSERT INTO rollups (dimension, quarter, value, count)
+             SELECT dimension, quarter, value, count(*) FROM (
+                 SELECT '' AS dimension, quarter, '' AS value FROM added
+                 UNION ALL SELECT 'kind', quarter, kind FROM added
+                 UNION ALL SELECT 'system', quarter, system FROM added
+                 UNION ALL SELECT 'author', quarter, author FROM added
+                 UNION ALL SELECT 'team', quarter, team FROM added
+                 UNION ALL SELECT 'environment', quarter, environment FROM added
+                 UNION ALL SELECT 'source', quarter, source FROM added)
+             WHERE true
+             GROUP BY dimension, quarter, value
+             ON CONFLICT (dimension, quarter, value) DO UPDATE SET count = count + excluded.count",
+        )?
+        .execute([first, last])?;
+    Ok(())
 }
 
 /// Adds rows to the tag index; tags already there are kept.

@@ -8,6 +8,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "events", include_str!("../migrations/0001_events.sql")),
     (2, "rollups", include_str!("../migrations/0002_rollups.sql")),
     (3, "tokens", include_str!("../migrations/0003_tokens.sql")),
+    (
+        4,
+        "batched_indexing",
+        include_str!("../migrations/0004_batched_indexing.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -262,8 +262,17 @@ fn commit_group(
     };
     let mut pending = Vec::with_capacity(group.len());
     let mut stored = Vec::new();
+    // The new events not yet indexed: `stored[unindexed..]`.
+    let mut unindexed = 0;
+    let mut index_failure = None;
     let mut commands = group.into_iter();
     while let Some(command) = commands.next() {
+        if !matches!(command, Write::Insert { .. }) && index_failure.is_none() {
+            // A patch or a deletion may touch an event stored earlier in this group: its
+            // update and delete triggers need it indexed.
+            index_failure = index_stored(&transaction, &stored[unindexed..]).err();
+            unindexed = stored.len();
+        }
         match command {
             Write::Insert {
                 records,
@@ -302,9 +311,14 @@ fn commit_group(
         }
     }
     let created_total = i64::try_from(stored.len()).unwrap_or(i64::MAX);
-    let committed = bump_event_counter(&transaction, created_total)
-        .and_then(|()| transaction.commit())
-        .map_err(|error| error.to_string());
+    let committed = match index_failure {
+        // Dropping the transaction rolls the whole group back.
+        Some(error) => Err(error),
+        None => index_stored(&transaction, &stored[unindexed..])
+            .and_then(|()| bump_event_counter(&transaction, created_total))
+            .and_then(|()| transaction.commit()),
+    }
+    .map_err(|error| error.to_string());
     if let Err(message) = &committed {
         tracing::error!(%message, "group commit failed");
     }
@@ -316,6 +330,20 @@ fn commit_group(
             // No subscriber is not an error.
             let _ = stream.send(Arc::new(event));
         }
+    }
+}
+
+/// Indexes events stored in this group (full text, rollups) with one statement each, at the
+/// level of the group's transaction: once per group rather than in each request's savepoint,
+/// where FTS5 would flush a segment per request (a segment per event for single posts).
+/// Called before anything that may patch or delete them, and before the commit.
+fn index_stored(transaction: &Transaction<'_>, events: &[StoredEvent]) -> rusqlite::Result<()> {
+    let seq = |event: &StoredEvent| i64::try_from(event.position.0).unwrap_or(i64::MAX);
+    match (events.first(), events.last()) {
+        // Row numbers only grow, and nothing else inserts events: every row between the first
+        // and the last was stored by this group and is not yet indexed.
+        (Some(first), Some(last)) => rows::index_new_events(transaction, seq(first), seq(last)),
+        _ => Ok(()),
     }
 }
 

@@ -108,7 +108,7 @@ async fn reopening_migrates_once() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(versions, [1, 2, 3], "each migration is recorded once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration is recorded once");
 }
 
 #[tokio::test]
@@ -231,9 +231,15 @@ async fn rollups_are_backfilled_by_their_migration() {
     let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
     connection
         .execute_batch(
-            "DROP TRIGGER rollups_insert; DROP TRIGGER rollups_delete; DROP TABLE rollups;
+            "DROP TRIGGER IF EXISTS rollups_insert; DROP TRIGGER rollups_delete; DROP TABLE rollups;
              DROP TABLE api_tokens; DROP TABLE audit_log;
-             DELETE FROM schema_migrations WHERE version >= 2;",
+             DELETE FROM schema_migrations WHERE version >= 2;
+             CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
+                 INSERT INTO events_fts (rowid, title, description, system, author, tags_text,
+                     version)
+                 VALUES (new.seq, new.title, new.description, new.system, new.author,
+                     new.tags_text, new.version);
+             END;",
         )
         .expect("downgrade");
     drop(connection);
@@ -270,5 +276,143 @@ async fn rollups_are_backfilled_by_their_migration() {
         assert!(!rolled.is_empty());
         assert_eq!(rolled, merge(scanned), "{group:?}");
     }
+    store.shutdown().await.expect("shutdown");
+}
+
+/// Histograms from the rollups equal those counted from the events themselves, per quarter,
+/// in total and grouped by system and team.
+async fn assert_rollups_match_events(store: &SqliteStore) {
+    use tfr_core::stats::GroupField;
+    let range = |query: &str| tfr_store::EventFilter {
+        query: tfr_core::query::parse(query).expect("a query"),
+        from: Some(Timestamp::from_second(1_699_000_000).expect("a time")),
+        to: Some(Timestamp::from_second(1_701_000_000).expect("a time")),
+        now: now(),
+    };
+    let merge = |counts: Vec<tfr_store::QuarterCount>| {
+        let mut merged = std::collections::BTreeMap::<(i64, Option<String>), u64>::new();
+        for c in counts {
+            *merged.entry((c.quarter, c.group)).or_default() += c.count;
+        }
+        merged
+    };
+    for group in [None, Some(GroupField::System), Some(GroupField::Team)] {
+        let rolled = merge(
+            store
+                .quarter_counts(&range(""), group)
+                .await
+                .expect("counts"),
+        );
+        let scanned = merge(
+            store
+                .quarter_counts(&range("after:1900-01-01"), group)
+                .await
+                .expect("counts"),
+        );
+        assert!(!rolled.is_empty());
+        assert_eq!(rolled, scanned, "{group:?}");
+    }
+}
+
+/// Migration 4 replaces the per-row indexing triggers with bulk statements in the writer: a
+/// database upgraded from version 3 keeps what it had indexed, and indexes and counts the
+/// events stored after the upgrade once each, through patches and deletions.
+#[tokio::test]
+async fn a_database_from_version_3_indexes_new_events_in_bulk() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let event = |word: &str, i: i64| {
+        let system = ["player", "api", "cdn"][usize::try_from(i % 3).unwrap_or(0)];
+        let at = Timestamp::from_second(1_700_000_000 + i * 997).expect("a time");
+        let mut event = json!({"title": format!("{word} {i}"), "system": system,
+            "author": "a", "occurred_at": at.to_string()});
+        if i % 4 == 0 {
+            event["team"] = json!("video");
+        }
+        record(&event)
+    };
+    let store = open(dir.path());
+    create_all(&store, (0..30).map(|i| event("old", i)).collect()).await;
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    // Back to schema version 3, with the per-row triggers of migrations 1 and 2.
+    let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    connection
+        .execute_batch(
+            "DELETE FROM schema_migrations WHERE version >= 4;
+             CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
+                 INSERT INTO events_fts (rowid, title, description, system, author, tags_text,
+                     version)
+                 VALUES (new.seq, new.title, new.description, new.system, new.author,
+                     new.tags_text, new.version);
+             END;
+             CREATE TRIGGER rollups_insert AFTER INSERT ON events BEGIN
+                 INSERT INTO rollups (dimension, quarter, value, count)
+                 SELECT d.dimension, q.quarter, d.value, 1
+                 FROM (SELECT CASE WHEN new.occurred_at >= 0 THEN new.occurred_at / 900000000
+                                   ELSE (new.occurred_at + 1) / 900000000 - 1 END AS quarter) AS q,
+                      (SELECT '' AS dimension, '' AS value
+                       UNION ALL SELECT 'kind', new.kind
+                       UNION ALL SELECT 'system', new.system
+                       UNION ALL SELECT 'author', new.author
+                       UNION ALL SELECT 'team', COALESCE(new.team, '')
+                       UNION ALL SELECT 'environment', COALESCE(new.environment, '')
+                       UNION ALL SELECT 'source', COALESCE(new.source, '')) AS d
+                 WHERE true
+                 ON CONFLICT (dimension, quarter, value) DO UPDATE SET count = count + 1;
+             END;",
+        )
+        .expect("downgrade");
+    drop(connection);
+
+    let store = open(dir.path());
+    let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    let triggers: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'
+             AND name IN ('events_fts_insert', 'rollups_insert')",
+            [],
+            |row| row.get(0),
+        )
+        .expect("triggers");
+    assert_eq!(triggers, 0, "migration 4 drops the insert triggers");
+    drop(connection);
+    // Several requests, in the same quarters as the old events (the upsert's update path).
+    let mut created = Vec::new();
+    for chunk in (0..30).collect::<Vec<i64>>().chunks(7) {
+        created.extend(create_all(&store, chunk.iter().map(|&i| event("new", i)).collect()).await);
+    }
+    assert_eq!(store.count().await.expect("count"), 60);
+    assert_eq!(titles(&store, "old", now()).await.len(), 30);
+    assert_eq!(titles(&store, "new", now()).await.len(), 30);
+    assert_eq!(titles(&store, "new 7", now()).await, ["new 7"]);
+    assert_rollups_match_events(&store).await;
+
+    // The update and delete triggers find the new rows indexed.
+    store
+        .patch(
+            created[3].id,
+            EventPatch {
+                add_tags: vec!["hotfix".into()],
+                ..EventPatch::default()
+            },
+        )
+        .await
+        .expect("patch")
+        .expect("found");
+    assert_eq!(titles(&store, "hotfix", now()).await, ["new 3"]);
+    store
+        .delete_event(tfr_store::Deletion {
+            id: created[5].id,
+            actor: "admin".into(),
+            at: now(),
+            reason: None,
+        })
+        .await
+        .expect("delete")
+        .expect("found");
+    assert_eq!(titles(&store, "new", now()).await.len(), 29);
+    assert!(titles(&store, "new 5", now()).await.is_empty());
+    assert_eq!(store.count().await.expect("count"), 59);
+    assert_rollups_match_events(&store).await;
     store.shutdown().await.expect("shutdown");
 }

@@ -1,0 +1,3 @@
+-- Nothing to do: this file keeps the two stores' migration numbers shared. SQLite's migration 4
+-- replaces its per-row indexing triggers (full text, rollups) with bulk statements in its
+-- writer; PostgreSQL's triggers do not have SQLite's per-statement full-text flush, so they stay.
