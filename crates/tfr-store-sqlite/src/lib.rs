@@ -375,6 +375,33 @@ impl Readers {
     }
 }
 
+/// Full-text matches from which a page walks an index in its order and probes the matches,
+/// rather than reading and sorting every match (`docs/benchmarks.md`, full text).
+const COMMON_TEXT_MATCHES: i64 = 5000;
+
+/// How a page uses its positive full-text terms: rare words drive the query (few row
+/// lookups, then a small sort); words with at least [`COMMON_TEXT_MATCHES`] matches are only
+/// probed while an index is walked in the page's order, which stops at the page's limit.
+fn page_text_plan(
+    connection: &Connection,
+    filter: &EventFilter,
+) -> rusqlite::Result<sql::TextPlan> {
+    let Some(text) = sql::positive_text(filter) else {
+        return Ok(sql::TextPlan::Lookup);
+    };
+    let matches: i64 = connection
+        .prepare_cached(
+            "SELECT count(*) FROM \
+             (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2)",
+        )?
+        .query_row((text, COMMON_TEXT_MATCHES), |row| row.get(0))?;
+    Ok(if matches >= COMMON_TEXT_MATCHES {
+        sql::TextPlan::Probe
+    } else {
+        sql::TextPlan::Lookup
+    })
+}
+
 /// Reads one page in either order, resuming strictly after the cursor.
 fn select_page(
     connection: &Connection,
@@ -382,7 +409,7 @@ fn select_page(
     page: PageRequest,
     extra: Option<(&str, Vec<Value>)>,
 ) -> rusqlite::Result<Vec<Event>> {
-    let mut condition = sql::compile(filter);
+    let mut condition = sql::compile_with(filter, page_text_plan(connection, filter)?);
     if let Some((fragment, params)) = extra {
         condition.and(fragment, params);
     }

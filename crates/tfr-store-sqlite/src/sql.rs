@@ -28,8 +28,40 @@ impl Condition {
     }
 }
 
+/// How the positive full-text terms take part in a query's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPlan {
+    /// The matches drive the query: each matching event is looked up by its row id. Best when
+    /// the words are rare.
+    Lookup,
+    /// The match list is only probed (`+e.seq` keeps the planner from driving by it), so a
+    /// page can walk an index in the order asked for and stop at its limit instead of reading
+    /// and sorting every match. Best when the words are common.
+    Probe,
+}
+
+/// The positive full-text terms of `filter` as one FTS5 expression (one index lookup), if any.
+pub fn positive_text(filter: &EventFilter) -> Option<String> {
+    let terms: Vec<String> = filter
+        .query
+        .terms
+        .iter()
+        .filter(|term| !term.negated)
+        .filter_map(|term| match &term.matcher {
+            Matcher::Text(pattern) => Some(fts_expression(pattern)),
+            _ => None,
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
 /// The `WHERE` clause selecting the events of `filter`, over the `events` table aliased `e`.
 pub fn compile(filter: &EventFilter) -> Condition {
+    compile_with(filter, TextPlan::Lookup)
+}
+
+/// [`compile`], with the positive full-text terms used as `plan` says.
+pub fn compile_with(filter: &EventFilter, plan: TextPlan) -> Condition {
     let mut condition = Condition::default();
     if let Some(from) = filter.from {
         condition.and(
@@ -40,22 +72,12 @@ pub fn compile(filter: &EventFilter) -> Condition {
     if let Some(to) = filter.to {
         condition.and("e.occurred_at < ?", [Value::Integer(to.as_microsecond())]);
     }
-    // Positive full-text terms are combined into one MATCH: one index lookup.
-    let positive_text: Vec<String> = filter
-        .query
-        .terms
-        .iter()
-        .filter(|term| !term.negated)
-        .filter_map(|term| match &term.matcher {
-            Matcher::Text(pattern) => Some(fts_expression(pattern)),
-            _ => None,
-        })
-        .collect();
-    if !positive_text.is_empty() {
-        condition.and(
-            "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
-            [Value::Text(positive_text.join(" AND "))],
-        );
+    if let Some(text) = positive_text(filter) {
+        let sql = match plan {
+            TextPlan::Lookup => "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+            TextPlan::Probe => "+e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+        };
+        condition.and(sql, [Value::Text(text)]);
     }
     for term in &filter.query.terms {
         let (sql, params) = match &term.matcher {

@@ -416,3 +416,75 @@ async fn a_database_from_version_3_indexes_new_events_in_bulk() {
     assert_rollups_match_events(&store).await;
     store.shutdown().await.expect("shutdown");
 }
+
+/// A word in more events than the lookup cap switches pages to walking the time index and
+/// probing the matches: the pages must be exactly those of the other plan (newest first, each
+/// event once, filters and cursors honoured).
+#[tokio::test]
+async fn common_words_page_like_rare_ones() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    let total = 6_200_i64;
+    let mut records = Vec::new();
+    for i in 0..total {
+        // Times out of insertion order, with ties, so order comes from the index alone.
+        let second = 1_700_000_000 + (i * 7_919) % 50_000;
+        let at = Timestamp::from_second(second).expect("a time");
+        let system = if i % 3 == 0 { "player" } else { "api" };
+        let title = if i % 10 == 0 {
+            format!("common rare {i}")
+        } else {
+            format!("common {i}")
+        };
+        records.push(record(
+            &json!({"title": title, "system": system, "author": "a",
+            "occurred_at": at.to_string()}),
+        ));
+    }
+    create_all(&store, records).await;
+    for (query, expected) in [
+        ("common", total),
+        (
+            "common system:player",
+            (0..total).filter(|i| i % 3 == 0).count() as i64,
+        ),
+        (
+            "common -rare",
+            (0..total).filter(|i| i % 10 != 0).count() as i64,
+        ),
+        ("rare", (0..total).filter(|i| i % 10 == 0).count() as i64),
+    ] {
+        let filter = tfr_store::EventFilter {
+            query: tfr_core::query::parse(query).expect("a query"),
+            from: None,
+            to: None,
+            now: now(),
+        };
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list(
+                    &filter,
+                    tfr_store::PageRequest {
+                        limit: 500,
+                        cursor,
+                        ..tfr_store::PageRequest::default()
+                    },
+                )
+                .await
+                .expect("a page");
+            seen.extend(page.events.iter().map(|e| (e.occurred_at, e.id)));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len() as i64, expected, "{query}");
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        assert_eq!(seen, sorted, "{query}: newest first, each once");
+    }
+    store.shutdown().await.expect("shutdown");
+}
