@@ -89,19 +89,15 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let submitted_by = match submitter(&state, &headers, peer, bearer(&headers)).await {
-        Ok(name) => name,
-        Err(refusal) => return refusal,
-    };
-    let annotation = match read_json(&state, body).await {
-        Ok(annotation) => annotation,
-        Err(response) => return response,
-    };
-    let draft = match map_annotation(&annotation) {
-        Ok(draft) => draft,
-        Err(problem) => return message(StatusCode::BAD_REQUEST, problem),
-    };
-    store(&state, &headers, &submitted_by, draft, "Annotation added").await
+    create_with(
+        state,
+        peer,
+        headers,
+        body,
+        map_annotation,
+        "Annotation added",
+    )
+    .await
 }
 
 /// Create an annotation in Graphite's event format, as Grafana's
@@ -122,26 +118,39 @@ pub async fn create_graphite(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    create_with(
+        state,
+        peer,
+        headers,
+        body,
+        map_graphite,
+        "Graphite annotation added",
+    )
+    .await
+}
+
+/// Both annotation formats: authenticate, read, map with `map`, store, answer `added`.
+async fn create_with(
+    state: AppState,
+    peer: Option<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+    map: fn(&Value) -> Result<Draft, String>,
+    added: &str,
+) -> Response {
     let submitted_by = match submitter(&state, &headers, peer, bearer(&headers)).await {
         Ok(name) => name,
         Err(refusal) => return refusal,
     };
-    let event = match read_json(&state, body).await {
-        Ok(event) => event,
+    let payload = match read_json(&state, body).await {
+        Ok(payload) => payload,
         Err(response) => return response,
     };
-    let draft = match map_graphite(&event) {
+    let draft = match map(&payload) {
         Ok(draft) => draft,
         Err(problem) => return message(StatusCode::BAD_REQUEST, problem),
     };
-    store(
-        &state,
-        &headers,
-        &submitted_by,
-        draft,
-        "Graphite annotation added",
-    )
-    .await
+    store(&state, &headers, &submitted_by, draft, added).await
 }
 
 async fn store(
