@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use tfr_core::Limits;
-use tfr_core::stats::GroupField;
+use tfr_core::stats::{GroupField, Interval, bucket_starts};
 use tfr_core::time::now;
 use tfr_core::validate::validate_new_event;
 use tfr_store::{BatchMode, EventFilter, InsertOutcome, InsertRecord, PageRequest, Store};
@@ -119,9 +119,16 @@ impl Target for DirectTarget {
                 let mut filter = Self::filter("")?;
                 filter.from = Some(*from);
                 filter.to = Some(*to);
+                // The daily UTC buckets the HTTP side's `interval=day` histogram asks for.
+                let starts: Vec<jiff::Timestamp> =
+                    bucket_starts(*from, *to, Interval::Day, &jiff::tz::TimeZone::UTC)
+                        .map_err(|e| anyhow::anyhow!("histogram buckets: {e}"))?
+                        .iter()
+                        .map(|start| start.timestamp())
+                        .collect();
                 let counts = self
                     .store
-                    .quarter_counts(&filter, Some(GroupField::Kind))
+                    .bucket_counts(&filter, Some(GroupField::Kind), &starts)
                     .await?;
                 Ok(counts.iter().map(|count| count.count).sum())
             }

@@ -6,6 +6,7 @@
 //! so they never wait for a write.
 
 mod admin;
+mod buckets;
 mod records;
 mod rows;
 mod schema;
@@ -589,6 +590,32 @@ impl Store for SqliteStore {
                 rollup_quarter_counts(connection, &filter, group)
             } else {
                 scan_quarter_counts(connection, &filter, group)
+            }
+        })
+        .await
+    }
+
+    /// Without query terms, from the daily, hourly and quarter-hour rollups
+    /// ([`buckets::rollup_bucket_counts`]); with them, the definition over scanned quarters.
+    async fn bucket_counts(
+        &self,
+        filter: &EventFilter,
+        group: Option<GroupField>,
+        starts: &[jiff::Timestamp],
+    ) -> StoreResult<Vec<tfr_store::BucketCount>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = filter.clone();
+        let starts = starts.to_vec();
+        self.read(move |connection| {
+            if filter.query.is_empty() {
+                buckets::rollup_bucket_counts(connection, &filter, group, &starts)
+            } else {
+                Ok(tfr_store::bucket_counts_from_quarters(
+                    scan_quarter_counts(connection, &filter, group)?,
+                    &starts,
+                ))
             }
         })
         .await

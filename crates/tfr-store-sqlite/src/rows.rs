@@ -137,13 +137,22 @@ pub fn insert_event(connection: &Connection, record: &InsertRecord) -> rusqlite:
     Ok(seq)
 }
 
+/// The rollup tables by level: table, unit column, and the unit's length in microseconds.
+/// Units are counted from the Unix epoch in UTC and floored (migrations 2 and 5).
+pub const ROLLUP_LEVELS: [(&str, &str, i64); 3] = [
+    ("rollups", "quarter", 900_000_000),
+    ("rollups_hour", "hour", 3_600_000_000),
+    ("rollups_day", "day", 86_400_000_000),
+];
+
 /// Adds the events with row numbers `first..=last` — all inserted with [`insert_event`] in
 /// the open transaction and not yet indexed — to the full-text index and the rollups, with one
 /// statement each (migration 4 dropped the per-row `AFTER INSERT` triggers: inside savepoints
 /// FTS5 flushed a segment per statement, and the rollups took seven upserts per event). Every
 /// path that inserts into `events` calls this before anything can patch or delete the rows
-/// (their update and delete triggers expect them indexed) and before committing. Quarters
-/// and values are those of `rollups_delete` (migration 2).
+/// (their update and delete triggers expect them indexed) and before committing. Each level
+/// of the rollups (quarter-hours, hours, days: [`ROLLUP_LEVELS`]) takes one grouped upsert;
+/// units and values are those of `rollups_delete` (migration 5).
 pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
     if first > last {
         return Ok(());
@@ -155,29 +164,31 @@ pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusql
              FROM events WHERE seq BETWEEN ?1 AND ?2",
         )?
         .execute([first, last])?;
-    connection
-        .prepare_cached(
-            "WITH added AS (
-                 SELECT CASE WHEN occurred_at >= 0 THEN occurred_at / 900000000
-                             ELSE (occurred_at + 1) / 900000000 - 1 END AS quarter,
-                        kind, system, author, COALESCE(team, '') AS team,
-                        COALESCE(environment, '') AS environment,
-                        COALESCE(source, '') AS source
-                 FROM events WHERE seq BETWEEN ?1 AND ?2)
-             INSERT INTO rollups (dimension, quarter, value, count)
-             SELECT dimension, quarter, value, count(*) FROM (
-                 SELECT '' AS dimension, quarter, '' AS value FROM added
-                 UNION ALL SELECT 'kind', quarter, kind FROM added
-                 UNION ALL SELECT 'system', quarter, system FROM added
-                 UNION ALL SELECT 'author', quarter, author FROM added
-                 UNION ALL SELECT 'team', quarter, team FROM added
-                 UNION ALL SELECT 'environment', quarter, environment FROM added
-                 UNION ALL SELECT 'source', quarter, source FROM added)
-             WHERE true
-             GROUP BY dimension, quarter, value
-             ON CONFLICT (dimension, quarter, value) DO UPDATE SET count = count + excluded.count",
-        )?
-        .execute([first, last])?;
+    for (table, unit, micros) in ROLLUP_LEVELS {
+        connection
+            .prepare_cached(&format!(
+                "WITH added AS (
+                     SELECT CASE WHEN occurred_at >= 0 THEN occurred_at / {micros}
+                                 ELSE (occurred_at + 1) / {micros} - 1 END AS unit,
+                            kind, system, author, COALESCE(team, '') AS team,
+                            COALESCE(environment, '') AS environment,
+                            COALESCE(source, '') AS source
+                     FROM events WHERE seq BETWEEN ?1 AND ?2)
+                 INSERT INTO {table} (dimension, {unit}, value, count)
+                 SELECT dimension, unit, value, count(*) FROM (
+                     SELECT '' AS dimension, unit, '' AS value FROM added
+                     UNION ALL SELECT 'kind', unit, kind FROM added
+                     UNION ALL SELECT 'system', unit, system FROM added
+                     UNION ALL SELECT 'author', unit, author FROM added
+                     UNION ALL SELECT 'team', unit, team FROM added
+                     UNION ALL SELECT 'environment', unit, environment FROM added
+                     UNION ALL SELECT 'source', unit, source FROM added)
+                 WHERE true
+                 GROUP BY dimension, unit, value
+                 ON CONFLICT (dimension, {unit}, value) DO UPDATE SET count = count + excluded.count"
+            ))?
+            .execute([first, last])?;
+    }
     Ok(())
 }
 

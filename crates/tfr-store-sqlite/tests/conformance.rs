@@ -108,7 +108,7 @@ async fn reopening_migrates_once() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(versions, [1, 2, 3, 4], "each migration is recorded once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration is recorded once");
 }
 
 #[tokio::test]
@@ -232,6 +232,7 @@ async fn rollups_are_backfilled_by_their_migration() {
     connection
         .execute_batch(
             "DROP TRIGGER IF EXISTS rollups_insert; DROP TRIGGER rollups_delete; DROP TABLE rollups;
+             DROP TABLE rollups_hour; DROP TABLE rollups_day;
              DROP TABLE api_tokens; DROP TABLE audit_log;
              DELETE FROM schema_migrations WHERE version >= 2;
              CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
@@ -339,6 +340,7 @@ async fn a_database_from_version_3_indexes_new_events_in_bulk() {
     connection
         .execute_batch(
             "DELETE FROM schema_migrations WHERE version >= 4;
+             DROP TABLE rollups_hour; DROP TABLE rollups_day;
              CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
                  INSERT INTO events_fts (rowid, title, description, system, author, tags_text,
                      version)
@@ -486,5 +488,267 @@ async fn common_words_page_like_rare_ones() {
         sorted.dedup();
         assert_eq!(seen, sorted, "{query}: newest first, each once");
     }
+    store.shutdown().await.expect("shutdown");
+}
+
+/// Every `(dimension, unit, value)` count above zero of a rollup table.
+type Counts = std::collections::BTreeMap<(String, i64, String), i64>;
+
+fn rollup_rows(connection: &Connection, table: &str, unit: &str) -> Counts {
+    connection
+        .prepare(&format!(
+            "SELECT dimension, {unit}, value, count FROM {table} WHERE count <> 0"
+        ))
+        .expect("prepare")
+        .query_map([], |row| {
+            Ok(((row.get(0)?, row.get(1)?, row.get(2)?), row.get(3)?))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// The hourly and daily rollups hold exactly the quarter-hour rollups summed per hour and per
+/// day (floored, computed here rather than in SQL), and each dimension adds up to the events.
+fn assert_levels_match_quarters(dir: &Path, events: i64) {
+    let connection = Connection::open(dir.join(DATABASE_FILE)).expect("open");
+    let quarters = rollup_rows(&connection, "rollups", "quarter");
+    assert!(!quarters.is_empty(), "the quarters count the events");
+    for (table, unit, per) in [("rollups_hour", "hour", 4_i64), ("rollups_day", "day", 96)] {
+        let mut expected = Counts::new();
+        for ((dimension, quarter, value), count) in &quarters {
+            *expected
+                .entry((dimension.clone(), quarter.div_euclid(per), value.clone()))
+                .or_default() += count;
+        }
+        expected.retain(|_, count| *count != 0);
+        let found = rollup_rows(&connection, table, unit);
+        assert_eq!(found, expected, "{table} sums the quarters per {unit}");
+        for dimension in [
+            "",
+            "kind",
+            "system",
+            "author",
+            "team",
+            "environment",
+            "source",
+        ] {
+            let total: i64 = found
+                .iter()
+                .filter(|((d, _, _), _)| d == dimension)
+                .map(|(_, count)| count)
+                .sum();
+            assert_eq!(
+                total, events,
+                "{table}, dimension {dimension:?}: every event"
+            );
+        }
+    }
+}
+
+/// Daily buckets from the rollups equal the definition over quarters, in total and grouped.
+async fn assert_buckets_match_quarters(
+    store: &SqliteStore,
+    filter: &tfr_store::EventFilter,
+    days: &[Timestamp],
+) {
+    use tfr_core::stats::GroupField;
+    for group in [None, Some(GroupField::Kind), Some(GroupField::Team)] {
+        let counts = store
+            .bucket_counts(filter, group, days)
+            .await
+            .expect("bucket counts");
+        let quarters = store.quarter_counts(filter, group).await.expect("counts");
+        assert!(counts.len() > 80, "{group:?}: {counts:?}");
+        assert_eq!(
+            counts,
+            tfr_store::bucket_counts_from_quarters(quarters, days),
+            "{group:?}"
+        );
+    }
+}
+
+/// Migration 5 fills the hourly and daily rollups from the quarter-hours of a database at
+/// version 4, before 1970 included; then stored and deleted events keep all three levels
+/// equal, and histograms from them equal the definition over quarters.
+#[tokio::test]
+async fn rollup_levels_are_filled_by_their_migration() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let event = |i: i64| {
+        let system = ["player", "api", "cdn"][usize::try_from(i % 3).unwrap_or(0)];
+        // Every 7,777 s (not a whole number of quarters) from 1969-12-20 on, for ~90 days.
+        let at = Timestamp::from_second(-1_000_000 + i * 7_777 + i % 5).expect("a time");
+        let kind = ["deploy", "config"][usize::try_from(i % 2).unwrap_or(0)];
+        let mut event = json!({"title": format!("e{i}"), "system": system,
+            "author": "a", "kind": kind, "occurred_at": at.to_string()});
+        if i % 4 == 0 {
+            event["team"] = json!("video");
+        }
+        record(&event)
+    };
+    let store = open(dir.path());
+    let events = create_all(&store, (0..1000).map(event).collect()).await;
+    // A deletion leaves rows counting zero in the quarters.
+    for gone in [&events[10], &events[11]] {
+        store
+            .delete_event(tfr_store::Deletion {
+                id: gone.id,
+                actor: "admin".into(),
+                at: now(),
+                reason: None,
+            })
+            .await
+            .expect("delete")
+            .expect("found");
+    }
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    // Back to schema version 4, with the delete trigger of migration 2.
+    let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    connection
+        .execute_batch(
+            "DELETE FROM schema_migrations WHERE version >= 5;
+             DROP TABLE rollups_hour; DROP TABLE rollups_day;
+             DROP TRIGGER rollups_delete;
+             CREATE TRIGGER rollups_delete AFTER DELETE ON events BEGIN
+                 UPDATE rollups SET count = count - 1
+                 WHERE quarter = CASE WHEN old.occurred_at >= 0 THEN old.occurred_at / 900000000
+                                      ELSE (old.occurred_at + 1) / 900000000 - 1 END
+                   AND ((dimension = '' AND value = '')
+                     OR (dimension = 'kind' AND value = old.kind)
+                     OR (dimension = 'system' AND value = old.system)
+                     OR (dimension = 'author' AND value = old.author)
+                     OR (dimension = 'team' AND value = COALESCE(old.team, ''))
+                     OR (dimension = 'environment' AND value = COALESCE(old.environment, ''))
+                     OR (dimension = 'source' AND value = COALESCE(old.source, '')));
+             END;",
+        )
+        .expect("downgrade");
+    drop(connection);
+
+    let store = open(dir.path());
+    assert_levels_match_quarters(dir.path(), 998);
+    let filter = tfr_store::EventFilter {
+        query: tfr_core::query::Query::all(),
+        from: Some(ts("1969-12-20T03:07:00Z")),
+        to: Some(ts("1970-03-15T17:52:30Z")),
+        now: now(),
+    };
+    let days: Vec<Timestamp> = (0..86)
+        .map(|day| ts("1969-12-20T00:00:00Z") + jiff::SignedDuration::from_hours(24 * day))
+        .collect();
+    assert_buckets_match_quarters(&store, &filter, &days).await;
+    // New events, in the units of the old ones (the upserts' update path) and in new ones.
+    let created = create_all(&store, (500..1500).map(event).collect()).await;
+    assert_levels_match_quarters(dir.path(), 1998);
+    for gone in [&created[0], &created[999], &events[500]] {
+        store
+            .delete_event(tfr_store::Deletion {
+                id: gone.id,
+                actor: "admin".into(),
+                at: now(),
+                reason: None,
+            })
+            .await
+            .expect("delete")
+            .expect("found");
+    }
+    assert_levels_match_quarters(dir.path(), 1995);
+    assert_buckets_match_quarters(&store, &filter, &days).await;
+    store.shutdown().await.expect("shutdown");
+}
+
+/// The SQLite store reads buckets from daily, hourly and quarter-hour rollups; whatever the
+/// boundaries (inside quarters, before the range, repeated, around 1970) and the range (inside
+/// quarters, open at either end), the result is the definition's: quarter counts summed into
+/// the buckets.
+#[tokio::test]
+async fn bucket_counts_equal_the_definition_for_any_boundaries() {
+    use tfr_core::stats::GroupField;
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    // A small linear congruential generator: the same cases on every run.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |below: i64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        i64::try_from((state >> 11) % u64::try_from(below).unwrap_or(1)).unwrap_or(0)
+    };
+    let origin = -3 * 86_400_000_000_i64; // 1969-12-29
+    let span = 40 * 86_400_000_000_i64;
+    let mut records = Vec::new();
+    for i in 0..2000 {
+        // Times on whole quarters, whole hours and whole days as well as anywhere.
+        let unit = [1_i64, 900_000_000, 3_600_000_000, 86_400_000_000]
+            [usize::try_from(i % 4).unwrap_or(0)];
+        let at = origin + (next(span) / unit) * unit;
+        let at = Timestamp::from_microsecond(at).expect("a time");
+        let kind = ["deploy", "config", "flag"][usize::try_from(i % 3).unwrap_or(0)];
+        let mut event = json!({"title": format!("r{i}"), "system": "s",
+            "author": "a", "kind": kind, "occurred_at": at.to_string()});
+        if i % 5 != 0 {
+            event["team"] = json!("core");
+        }
+        records.push(record(&event));
+    }
+    create_all(&store, records).await;
+    let instant = |micros: i64| Timestamp::from_microsecond(micros).expect("a time");
+    let mut nonempty = 0;
+    for case in 0..300 {
+        // A range, sometimes open, on or off quarters.
+        let mut point = |aligned: bool| {
+            let micros = origin - 86_400_000_000 + next(span + 2 * 86_400_000_000);
+            if aligned {
+                micros.div_euclid(900_000_000) * 900_000_000
+            } else {
+                micros
+            }
+        };
+        let mut ends = [point(case % 3 == 0), point(case % 2 == 0)];
+        ends.sort_unstable();
+        let from = (case % 7 != 0).then(|| instant(ends[0]));
+        let to = (case % 11 != 0).then(|| instant(ends[1]));
+        // Boundaries: ascending, some inside quarters, some repeated, the first anywhere.
+        let step = [
+            900_000_000_i64,
+            3_600_000_000,
+            86_400_000_000,
+            7 * 86_400_000_000,
+            5_400_000_000, // 1 h 30: off the UTC hours
+            1_234_567_891, // off every quarter
+        ][usize::try_from(case % 6).unwrap_or(0)];
+        let mut at = ends[0] - next(3 * step);
+        if case % 4 == 0 {
+            at = at.div_euclid(step.min(86_400_000_000)) * step.min(86_400_000_000);
+        }
+        let mut starts = Vec::new();
+        for _ in 0..1 + next(60) {
+            starts.push(instant(at));
+            if next(10) != 0 {
+                at += step;
+            }
+        }
+        let filter = tfr_store::EventFilter {
+            query: tfr_core::query::Query::all(),
+            from,
+            to,
+            now: now(),
+        };
+        for group in [None, Some(GroupField::Kind), Some(GroupField::Team)] {
+            let counts = store
+                .bucket_counts(&filter, group, &starts)
+                .await
+                .expect("bucket counts");
+            let quarters = store.quarter_counts(&filter, group).await.expect("counts");
+            assert_eq!(
+                counts,
+                tfr_store::bucket_counts_from_quarters(quarters, &starts),
+                "case {case}: from {from:?}, to {to:?}, group {group:?}, starts {starts:?}"
+            );
+            nonempty += usize::from(!counts.is_empty());
+        }
+    }
+    assert!(nonempty > 600, "most cases count something: {nonempty}");
     store.shutdown().await.expect("shutdown");
 }

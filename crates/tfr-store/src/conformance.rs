@@ -39,7 +39,7 @@ use tokio::sync::broadcast;
 use tfr_core::token::{Scope, hash_token};
 
 use crate::{
-    AroundRequest, AuditAction, AuditEntry, BatchMode, Cursor, Deletion, EventFilter,
+    AroundRequest, AuditAction, AuditEntry, BatchMode, BucketCount, Cursor, Deletion, EventFilter,
     InsertOutcome, InsertRecord, MAX_BATCH, MAX_PAGE_SIZE, NewToken, Order, PageRequest,
     QuarterCount, STREAM_BUFFER, Store, StoreError, StoredEvent, StreamPosition, TimelineEntry,
     TokenInfo, ValueCount,
@@ -202,6 +202,12 @@ pub const CASES: &[Case] = &[
     Case {
         name: "quarter_counts_honour_the_filter",
         run: |store| Box::pin(async move { quarter_counts_honour_the_filter(&*store).await }),
+    },
+    Case {
+        name: "bucket_counts_equal_counts_of_the_events",
+        run: |store| {
+            Box::pin(async move { bucket_counts_equal_counts_of_the_events(&*store).await })
+        },
     },
     Case {
         name: "top_values_order_limit_and_nulls",
@@ -2906,6 +2912,340 @@ pub async fn quarter_counts_honour_the_filter(store: &dyn Store) {
         quarter_counts_of(store, &from_inside, None).await,
         [quarter(Q_2026_11_01_10H, None, 1)]
     );
+}
+
+/// Events at awkward times for [`bucket_counts_equal_counts_of_the_events`]: inside
+/// quarters, on both sides of midnight UTC and of local midnights at +05:30 (18:30 UTC) and in
+/// Paris, before 1970, across the 2026 DST changes, one a month over two years, and one
+/// before every bucket set starts.
+fn bucket_fixture() -> Vec<Value> {
+    let kinds = ["deploy", "config", "flag", "incident"];
+    let mut times: Vec<String> = [
+        "1960-02-29T12:00:00Z",
+        "1969-06-15T12:00:00Z",
+        "1969-12-31T18:29:59.999999Z",
+        "1969-12-31T18:30:00Z",
+        "1969-12-31T23:52:00Z",
+        "1969-12-31T23:59:59.999999Z",
+        "1970-01-01T00:00:00Z",
+        "1970-01-01T00:07:30Z",
+        "2026-03-28T22:59:59.999999Z",
+        "2026-03-28T23:00:00Z",
+        "2026-03-28T23:59:59.999999Z",
+        "2026-03-29T00:00:00Z",
+        "2026-03-29T00:07:13Z",
+        "2026-03-29T00:44:59.999999Z",
+        "2026-03-29T01:30:00Z",
+        "2026-03-29T21:59:59.999999Z",
+        "2026-03-29T22:00:00Z",
+        "2026-04-01T18:29:59.999999Z",
+        "2026-04-01T18:30:00Z",
+        "2026-10-24T22:30:00Z",
+        "2026-10-25T00:59:59.999999Z",
+        "2026-10-25T01:30:00Z",
+        "2026-10-25T23:00:00Z",
+        "2026-12-20T08:15:00Z",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for month in 0..24_i64 {
+        times.push(format!(
+            "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            2025 + month / 12,
+            month % 12 + 1,
+            1 + (month * 7) % 28,
+            (month * 5) % 24,
+            (month * 13) % 60,
+            (month * 17) % 60,
+            month * 31_337,
+        ));
+    }
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, at)| {
+            let mut event = json!({"title": format!("b{i}"), "system": "api",
+                "author": "alice", "kind": kinds[i % kinds.len()], "occurred_at": at});
+            if i % 3 != 0 {
+                event["team"] = json!(["video", "core"][i % 2]);
+            }
+            event
+        })
+        .collect()
+}
+
+/// `bucket_counts` computed here from its definition, event by event: the events the filter
+/// selects (its query term, `kind:<kind>` when `kind` is given) in `[from, to)` go to the last bucket starting at or
+/// before them. Every start is on a quarter-hour, as those of real histograms are, so counting
+/// by event and by quarter agree.
+fn tally_buckets<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    filter: &EventFilter,
+    kind: Option<&str>,
+    group: Option<GroupField>,
+    starts: &[Timestamp],
+) -> Vec<BucketCount> {
+    let quarter_micros = tfr_core::stats::QUARTER_MICROS;
+    for start in starts {
+        assert_eq!(
+            start.as_microsecond().rem_euclid(quarter_micros),
+            0,
+            "{start} is on a quarter-hour"
+        );
+    }
+    let mut counts: BTreeMap<(usize, Option<String>), u64> = BTreeMap::new();
+    for event in events {
+        let at = event.occurred_at;
+        if filter.from.is_some_and(|from| at < from)
+            || filter.to.is_some_and(|to| at >= to)
+            || kind.is_some_and(|kind| event.kind != kind)
+        {
+            continue;
+        }
+        let Some(bucket) = starts.partition_point(|start| *start <= at).checked_sub(1) else {
+            continue;
+        };
+        let value = group.and_then(|field| field.value_of(event).map(str::to_owned));
+        *counts.entry((bucket, value)).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((bucket, group), count)| BucketCount {
+            bucket,
+            group,
+            count,
+        })
+        .collect()
+}
+
+/// Histogram buckets (`bucket_counts`) hold exactly the events in them, counted here from the
+/// events: UTC days, days at +05:30 and in Paris across both DST changes, weeks, months,
+/// hours, ranges starting and ending inside quarters, no range at all, a query term; with and
+/// without grouping; and again after deletions. Each result also equals the definition
+/// (`bucket_counts_from_quarters` of `quarter_counts`), which stores that read coarser
+/// rollups must keep to.
+pub async fn bucket_counts_equal_counts_of_the_events(store: &dyn Store) {
+    use jiff::tz::{Offset, TimeZone};
+    use tfr_core::stats::{Interval, bucket_starts};
+
+    let now = ts("2027-01-01T00:00:00Z");
+    let empty = store
+        .bucket_counts(&EventFilter::all(now), None, &[ts("2026-01-01T00:00:00Z")])
+        .await
+        .unwrap_or_else(|error| panic!("bucket_counts failed: {error}"));
+    assert_eq!(empty, [], "an empty store counts nothing");
+    let mut events = create_all(store, bucket_fixture().iter().map(record).collect()).await;
+
+    let utc = TimeZone::UTC;
+    let india = TimeZone::fixed(
+        Offset::from_seconds(5 * 3600 + 30 * 60).unwrap_or_else(|error| panic!("{error}")),
+    );
+    let paris = TimeZone::get("Europe/Paris")
+        .unwrap_or_else(|error| panic!("the time zone database has no Europe/Paris: {error}"));
+    let range = |from: Option<&str>, to: Option<&str>| EventFilter {
+        from: from.map(ts),
+        to: to.map(ts),
+        ..EventFilter::all(now)
+    };
+    let any: Option<&str> = None;
+    let deploys = Some("deploy");
+    // (label, filter, the kind its query selects, interval, zone, buckets from, buckets to)
+    #[allow(clippy::type_complexity)]
+    let sets: Vec<(
+        &str,
+        EventFilter,
+        Option<&str>,
+        Interval,
+        &TimeZone,
+        &str,
+        &str,
+    )> = vec![
+        (
+            "UTC days, from and to inside quarters",
+            range(Some("2025-01-03T10:07:30Z"), Some("2026-12-20T17:52:10Z")),
+            any,
+            Interval::Day,
+            &utc,
+            "2025-01-03T10:07:30Z",
+            "2026-12-20T17:52:10Z",
+        ),
+        (
+            "UTC days around 1970",
+            range(Some("1969-06-01T00:00:00Z"), Some("1970-02-01T00:00:00Z")),
+            any,
+            Interval::Day,
+            &utc,
+            "1969-06-01T00:00:00Z",
+            "1970-02-01T00:00:00Z",
+        ),
+        (
+            "+05:30 days",
+            range(Some("2025-01-03T10:07:30Z"), Some("2026-12-20T17:52:10Z")),
+            any,
+            Interval::Day,
+            &india,
+            "2025-01-03T10:07:30Z",
+            "2026-12-20T17:52:10Z",
+        ),
+        (
+            "+05:30 days around 1970",
+            range(Some("1969-12-01T00:00:00Z"), Some("1970-01-10T00:00:00Z")),
+            any,
+            Interval::Day,
+            &india,
+            "1969-12-01T00:00:00Z",
+            "1970-01-10T00:00:00Z",
+        ),
+        (
+            "Europe/Paris days across both DST changes",
+            range(Some("2026-03-01T00:00:00Z"), Some("2026-11-15T00:00:00Z")),
+            any,
+            Interval::Day,
+            &paris,
+            "2026-03-01T00:00:00Z",
+            "2026-11-15T00:00:00Z",
+        ),
+        (
+            "Europe/Paris weeks since 1969",
+            range(Some("1969-06-01T00:00:00Z"), Some("2027-01-01T00:00:00Z")),
+            any,
+            Interval::Week,
+            &paris,
+            "1969-06-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        ),
+        (
+            "+05:30 months since 1969",
+            range(Some("1969-01-01T00:00:00Z"), Some("2027-01-01T00:00:00Z")),
+            any,
+            Interval::Month,
+            &india,
+            "1969-01-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        ),
+        (
+            "UTC months, no range: the first bucket is after some events, the last is open",
+            range(None, None),
+            any,
+            Interval::Month,
+            &utc,
+            "1969-12-01T00:00:00Z",
+            "2026-12-01T00:00:00Z",
+        ),
+        (
+            "Europe/Paris hours over the spring DST change",
+            range(Some("2026-03-28T20:07:00Z"), Some("2026-03-30T03:00:00Z")),
+            any,
+            Interval::Hour,
+            &paris,
+            "2026-03-28T20:07:00Z",
+            "2026-03-30T03:00:00Z",
+        ),
+        (
+            "+05:30 hours around 1970",
+            range(Some("1969-12-31T12:00:00Z"), Some("1970-01-01T12:00:00Z")),
+            any,
+            Interval::Hour,
+            &india,
+            "1969-12-31T12:00:00Z",
+            "1970-01-01T12:00:00Z",
+        ),
+        (
+            "a range inside one quarter",
+            range(Some("2026-03-29T00:03:00Z"), Some("2026-03-29T00:11:00Z")),
+            any,
+            Interval::Day,
+            &utc,
+            "2026-03-29T00:03:00Z",
+            "2026-03-29T00:11:00Z",
+        ),
+        (
+            "a range from and to inside quarters across midnight",
+            range(
+                Some("2026-03-28T23:59:59.999999Z"),
+                Some("2026-03-29T00:44:59.999999Z"),
+            ),
+            any,
+            Interval::Hour,
+            &utc,
+            "2026-03-28T23:59:59.999999Z",
+            "2026-03-29T00:44:59.999999Z",
+        ),
+        (
+            "UTC days with a query term",
+            EventFilter {
+                from: Some(ts("2025-01-03T10:07:30Z")),
+                to: Some(ts("2026-12-20T17:52:10Z")),
+                ..filter("kind:deploy", now)
+            },
+            deploys,
+            Interval::Day,
+            &utc,
+            "2025-01-03T10:07:30Z",
+            "2026-12-20T17:52:10Z",
+        ),
+    ];
+    let deletions = [
+        "2026-03-29T00:00:00Z",
+        "1969-12-31T23:52:00Z",
+        "2025-01-01T00:00:00.000000Z",
+    ];
+    for round in 0..=deletions.len() {
+        for (label, filter, kind, interval, tz, first, last) in &sets {
+            let starts: Vec<Timestamp> = bucket_starts(ts(first), ts(last), *interval, tz)
+                .unwrap_or_else(|error| panic!("{label}: bucket starts: {error}"))
+                .iter()
+                .map(|start| start.timestamp())
+                .collect();
+            let mut groups = vec![None, Some(GroupField::Kind), Some(GroupField::Team)];
+            if round == 0 {
+                groups.extend([GroupField::System, GroupField::Source].map(Some));
+            }
+            for group in groups {
+                let counts = store
+                    .bucket_counts(filter, group, &starts)
+                    .await
+                    .unwrap_or_else(|error| panic!("{label}: bucket_counts failed: {error}"));
+                let expected = tally_buckets(&events, filter, *kind, group, &starts);
+                assert!(
+                    !expected.is_empty(),
+                    "{label}: the fixture has events in these buckets"
+                );
+                assert_eq!(
+                    counts, expected,
+                    "{label}, group {group:?}, after {round} deletions"
+                );
+                let quarters = store
+                    .quarter_counts(filter, group)
+                    .await
+                    .unwrap_or_else(|error| panic!("{label}: quarter_counts failed: {error}"));
+                assert_eq!(
+                    counts,
+                    crate::bucket_counts_from_quarters(quarters, &starts),
+                    "{label}, group {group:?}: the definition, after {round} deletions"
+                );
+            }
+        }
+        let Some(at) = deletions.get(round) else {
+            break;
+        };
+        let at = ts(at);
+        let position = events
+            .iter()
+            .position(|event| event.occurred_at == at)
+            .unwrap_or_else(|| panic!("the fixture has an event at {at}"));
+        let gone = events.remove(position);
+        store
+            .delete_event(Deletion {
+                id: gone.id,
+                actor: "conformance".into(),
+                at: now,
+                reason: None,
+            })
+            .await
+            .unwrap_or_else(|error| panic!("delete_event failed: {error}"))
+            .unwrap_or_else(|| panic!("the event at {at} existed"));
+    }
 }
 
 /// Top values: count descending, ties by value in byte order (`B` before `a`, `z` before

@@ -251,6 +251,51 @@ pub struct QuarterCount {
     pub count: u64,
 }
 
+/// Events counted in one bucket of a histogram ([`Store::bucket_counts`]), for one value of
+/// the grouping field (`None`: the event has no value, or no grouping was asked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketCount {
+    /// The bucket's index in the `starts` asked for.
+    pub bucket: usize,
+    pub group: Option<String>,
+    pub count: u64,
+}
+
+/// Sums quarter counts into buckets: the definition of [`Store::bucket_counts`], which its
+/// default implementation uses and every override must equal.
+///
+/// Each quarter goes, whole, to the bucket its start lies in: bucket `i` takes the quarters
+/// starting in `[starts[i], starts[i + 1])`, the last bucket those starting at or after its
+/// start (the quarters counted stop at the filter's `to`), and quarters starting before
+/// `starts[0]` are dropped. `starts` must be ascending. The result holds one entry per bucket
+/// and group with a count above zero, ordered by bucket, then group (`None` first).
+pub fn bucket_counts_from_quarters(
+    quarters: impl IntoIterator<Item = QuarterCount>,
+    starts: &[Timestamp],
+) -> Vec<BucketCount> {
+    let start_micros: Vec<i64> = starts.iter().map(|s| s.as_microsecond()).collect();
+    let mut sums: std::collections::BTreeMap<(usize, Option<String>), u64> =
+        std::collections::BTreeMap::new();
+    for count in quarters {
+        let at = tfr_core::stats::quarter_start(count.quarter).as_microsecond();
+        let Some(bucket) = start_micros
+            .partition_point(|start| *start <= at)
+            .checked_sub(1)
+        else {
+            continue;
+        };
+        *sums.entry((bucket, count.group)).or_default() += count.count;
+    }
+    sums.into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|((bucket, group), count)| BucketCount {
+            bucket,
+            group,
+            count,
+        })
+        .collect()
+}
+
 /// A value of a field and how many events have it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValueCount {
@@ -422,6 +467,32 @@ pub trait Store: Send + Sync + 'static {
         filter: &EventFilter,
         group: Option<GroupField>,
     ) -> StoreResult<Vec<QuarterCount>>;
+
+    /// Matching events counted per histogram bucket and, with `group`, per value of that
+    /// field. Bucket `i` is `[starts[i], starts[i + 1])` and the last one ends at the filter's
+    /// `to`; events before `starts[0]` or outside the filter are not counted. `starts` must be
+    /// ascending and should fall on quarter-hours (every local hour, day, week and month
+    /// does, see [`tfr_core::stats`]): counting is by quarter, so a start inside a quarter
+    /// acts as the next quarter boundary. The result is exactly
+    /// [`bucket_counts_from_quarters`] of [`Store::quarter_counts`]: one entry per bucket and
+    /// group with a count above zero, by bucket, then group.
+    ///
+    /// The default implementation is that definition. It reads a row per quarter-hour and
+    /// group — ~325,000 rows for two years by day and kind — so a store with coarser rollups
+    /// overrides it to read whole hours and days where the buckets allow (the SQLite store
+    /// does); the result must stay the same.
+    async fn bucket_counts(
+        &self,
+        filter: &EventFilter,
+        group: Option<GroupField>,
+        starts: &[Timestamp],
+    ) -> StoreResult<Vec<BucketCount>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let quarters = self.quarter_counts(filter, group).await?;
+        Ok(bucket_counts_from_quarters(quarters, starts))
+    }
 
     /// The most frequent values of `field` among matching events (events without a value are
     /// not counted), most frequent first, ties by value.

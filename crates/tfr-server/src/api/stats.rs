@@ -7,7 +7,7 @@ use axum::extract::State;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
-use tfr_core::stats::{GroupField, Interval, bucket_starts, quarter_start};
+use tfr_core::stats::{GroupField, Interval, bucket_starts};
 use tfr_core::time::now;
 use utoipa::{IntoParams, ToSchema};
 
@@ -127,10 +127,7 @@ pub async fn compute_histogram(
     filter.to = Some(to);
     let starts =
         bucket_starts(from, to, interval, &tz).map_err(|m| ApiError::parameter("from", m))?;
-    let start_micros: Vec<i64> = starts
-        .iter()
-        .map(|s| s.timestamp().as_microsecond())
-        .collect();
+    let start_times: Vec<Timestamp> = starts.iter().map(|s| s.timestamp()).collect();
     let mut buckets: Vec<Bucket> = starts
         .iter()
         .map(|start| Bucket {
@@ -139,10 +136,8 @@ pub async fn compute_histogram(
             groups: BTreeMap::new(),
         })
         .collect();
-    for count in state.store.quarter_counts(&filter, by).await? {
-        let at = quarter_start(count.quarter).as_microsecond();
-        let index = start_micros.partition_point(|start| *start <= at);
-        let Some(bucket) = index.checked_sub(1).and_then(|i| buckets.get_mut(i)) else {
+    for count in state.store.bucket_counts(&filter, by, &start_times).await? {
+        let Some(bucket) = buckets.get_mut(count.bucket) else {
             continue;
         };
         bucket.total += count.count;
