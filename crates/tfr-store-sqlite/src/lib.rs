@@ -7,6 +7,7 @@
 
 mod admin;
 mod buckets;
+mod checkpoint;
 mod records;
 mod rows;
 mod schema;
@@ -29,6 +30,7 @@ use tfr_store::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::checkpoint::Checkpointer;
 #[doc(hidden)]
 pub use crate::writer::WriterPragmas;
 use crate::writer::{Command, JobFn, Write};
@@ -65,6 +67,8 @@ pub enum OpenError {
     },
     #[error("cannot start the writer thread: {0}")]
     Writer(std::io::Error),
+    #[error("cannot start checkpointing: {0}")]
+    Checkpointer(checkpoint::StartError),
 }
 
 /// The SQLite implementation of [`Store`].
@@ -102,6 +106,8 @@ impl SqliteStore {
             path: path.clone(),
             source,
         })?;
+        let checkpointer =
+            Checkpointer::start(&path, &mut connection).map_err(OpenError::Checkpointer)?;
         let readers = Arc::new(Readers {
             path: path.clone(),
             idle: Mutex::new(Vec::new()),
@@ -116,7 +122,7 @@ impl SqliteStore {
             .name("tfr-sqlite-writer".into())
             .spawn({
                 let stream = stream.clone();
-                move || writer::run(connection, receiver, stream)
+                move || writer::run(connection, receiver, stream, checkpointer)
             })
             .map_err(OpenError::Writer)?;
         Ok(Self {

@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollup_levels",
         include_str!("../migrations/0005_rollup_levels.sql"),
     ),
+    (
+        6,
+        "fts_automerge",
+        include_str!("../migrations/0006_fts_automerge.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

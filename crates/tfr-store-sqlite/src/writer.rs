@@ -14,6 +14,7 @@ use tfr_store::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::rows;
 use crate::sqlite_error;
 
@@ -197,6 +198,7 @@ pub fn run(
     mut connection: Connection,
     mut receiver: mpsc::Receiver<Command>,
     stream: broadcast::Sender<Arc<StoredEvent>>,
+    mut checkpointer: Checkpointer,
 ) {
     let mut shutdown_replies = Vec::new();
     while let Some(first) = receiver.blocking_recv() {
@@ -228,6 +230,8 @@ pub fn run(
             commit_group(&mut connection, group, &stream);
         }
     }
+    // One checkpoint at a time: the last one, below, leaves the log empty.
+    checkpointer.stop();
     let result = connection
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .map_err(sqlite_error);

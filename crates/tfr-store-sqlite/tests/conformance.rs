@@ -108,7 +108,19 @@ async fn reopening_migrates_once() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration is recorded once");
+    assert_eq!(
+        versions,
+        [1, 2, 3, 4, 5, 6],
+        "each migration is recorded once"
+    );
+    let automerge: i64 = connection
+        .query_row(
+            "SELECT v FROM events_fts_config WHERE k = 'automerge'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the full-text index's automerge setting");
+    assert_eq!(automerge, 8, "migration 6 sets it");
 }
 
 #[tokio::test]
