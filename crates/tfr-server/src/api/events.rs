@@ -1,6 +1,7 @@
 //! `/api/v1/events`: record facts, one, many or a stream of them, and read them back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -495,22 +496,29 @@ pub async fn bulk(
     let mut stream = body.into_data_stream();
     let mut lines = Vec::new();
     let mut batch: Vec<(usize, InsertRecord)> = Vec::with_capacity(BULK_BATCH);
+    // The batch being stored while the next one is parsed, so that parsing and storing run
+    // side by side on different cores. At most one: its outcome is counted before the next
+    // batch is handed over, so a failure reports exactly what was stored.
+    let mut in_flight: Option<StoringBatch> = None;
     let mut finished = false;
     let idle_timeout = state.config.idle_timeout;
     while !finished {
-        let next = tokio::time::timeout(idle_timeout, stream.next())
-            .await
-            .map_err(|_| ApiError::BodyTimeout(idle_timeout.as_secs()))?;
+        let next = tokio::time::timeout(idle_timeout, stream.next()).await;
         match next {
-            Some(Ok(chunk)) => splitter.push(&chunk, &mut lines),
-            Some(Err(error)) => {
+            Err(_) => {
+                finish_batch(in_flight.take(), &mut outcome).await?;
+                return Err(ApiError::BodyTimeout(idle_timeout.as_secs()));
+            }
+            Ok(Some(Ok(chunk))) => splitter.push(&chunk, &mut lines),
+            Ok(Some(Err(error))) => {
+                finish_batch(in_flight.take(), &mut outcome).await?;
                 return Err(ApiError::InvalidBody(format!(
                     "reading the body failed after {} lines ({} events stored): {error}",
                     splitter.count(),
                     outcome.created
                 )));
             }
-            None => {
+            Ok(None) => {
                 splitter.finish(&mut lines);
                 finished = true;
             }
@@ -546,29 +554,55 @@ pub async fn bulk(
                 }
             }
             if batch.len() >= BULK_BATCH || batch_bytes >= BULK_BATCH_BYTES {
-                store_batch(&state, &mut batch, &mut outcome).await?;
+                finish_batch(in_flight.take(), &mut outcome).await?;
+                in_flight = Some(StoringBatch::start(&state, &mut batch));
                 batch_bytes = 0;
             }
         }
     }
-    store_batch(&state, &mut batch, &mut outcome).await?;
+    finish_batch(in_flight.take(), &mut outcome).await?;
+    if !batch.is_empty() {
+        finish_batch(Some(StoringBatch::start(&state, &mut batch)), &mut outcome).await?;
+    }
     outcome.lines = splitter.count();
     Ok(Json(outcome))
 }
 
-async fn store_batch(
-    state: &AppState,
-    batch: &mut Vec<(usize, InsertRecord)>,
-    outcome: &mut BulkOutcome,
-) -> ApiResult<()> {
-    if batch.is_empty() {
-        return Ok(());
+/// A batch of a bulk request handed to the store: its line numbers and the task storing it.
+struct StoringBatch {
+    numbers: Vec<usize>,
+    task: tokio::task::JoinHandle<tfr_store::StoreResult<Vec<InsertOutcome>>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl StoringBatch {
+    /// Starts storing the batch (emptying it) on a task of its own: it goes on even if the
+    /// client goes away, as a request that was already handed over would.
+    fn start(state: &AppState, batch: &mut Vec<(usize, InsertRecord)>) -> Self {
+        let (numbers, records): (Vec<usize>, Vec<InsertRecord>) = batch.drain(..).unzip();
+        let store = Arc::clone(&state.store);
+        let task = tokio::spawn(async move { store.insert(records, BatchMode::Independent).await });
+        Self {
+            numbers,
+            task,
+            metrics: Arc::clone(&state.metrics),
+        }
     }
-    let (numbers, records): (Vec<usize>, Vec<InsertRecord>) = batch.drain(..).unzip();
-    let outcomes = state
-        .store
-        .insert(records, BatchMode::Independent)
+}
+
+/// Waits for a batch being stored and adds its outcomes to the request's.
+async fn finish_batch(batch: Option<StoringBatch>, outcome: &mut BulkOutcome) -> ApiResult<()> {
+    let Some(StoringBatch {
+        numbers,
+        task,
+        metrics,
+    }) = batch
+    else {
+        return Ok(());
+    };
+    let outcomes = task
         .await
+        .map_err(|error| ApiError::Internal(format!("storing a batch failed: {error}")))?
         .map_err(|error| match ApiError::from(error) {
             ApiError::Unavailable(message) => ApiError::Unavailable(format!(
                 "{message}; {} events of this request were stored before the failure, so retry with idempotency keys (the CLI's import always sets them)",
@@ -594,7 +628,7 @@ async fn store_batch(
         }
     }
     outcome.created += created;
-    state.metrics.events_created(created);
+    metrics.events_created(created);
     Ok(())
 }
 
