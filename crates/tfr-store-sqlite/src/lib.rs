@@ -12,6 +12,7 @@ mod records;
 mod rows;
 mod schema;
 mod sql;
+mod text_walk;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -416,6 +417,13 @@ fn select_page(
     page: PageRequest,
     extra: Option<(&str, Vec<Value>)>,
 ) -> rusqlite::Result<Vec<Event>> {
+    if page.order == Order::NewestFirst
+        && let Some(text) = sql::positive_text(filter)
+        && let Some(events) =
+            text_walk::newest_first(connection, filter, &page, extra.clone(), text)?
+    {
+        return Ok(events);
+    }
     let mut condition = sql::compile_with(filter, page_text_plan(connection, filter)?);
     if let Some((fragment, params)) = extra {
         condition.and(fragment, params);

@@ -152,7 +152,8 @@ pub const ROLLUP_LEVELS: [(&str, &str, i64); 3] = [
 /// path that inserts into `events` calls this before anything can patch or delete the rows
 /// (their update and delete triggers expect them indexed) and before committing. Each level
 /// of the rollups (quarter-hours, hours, days: [`ROLLUP_LEVELS`]) takes one grouped upsert;
-/// units and values are those of `rollups_delete` (migration 5).
+/// units and values are those of `rollups_delete` (migration 5). The time ranges of row
+/// number blocks (`seq_blocks`, migration 7) take one more.
 pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
     if first > last {
         return Ok(());
@@ -162,6 +163,16 @@ pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusql
             "INSERT INTO events_fts (rowid, title, description, system, author, tags_text, version) \
              SELECT seq, title, description, system, author, tags_text, version \
              FROM events WHERE seq BETWEEN ?1 AND ?2",
+        )?
+        .execute([first, last])?;
+    connection
+        .prepare_cached(
+            "INSERT INTO seq_blocks (block, min_occurred_at, max_occurred_at) \
+             SELECT seq >> 12, min(occurred_at), max(occurred_at) \
+             FROM events WHERE seq BETWEEN ?1 AND ?2 GROUP BY seq >> 12 \
+             ON CONFLICT (block) DO UPDATE SET \
+             min_occurred_at = min(min_occurred_at, excluded.min_occurred_at), \
+             max_occurred_at = max(max_occurred_at, excluded.max_occurred_at)",
         )?
         .execute([first, last])?;
     for (table, unit, micros) in ROLLUP_LEVELS {

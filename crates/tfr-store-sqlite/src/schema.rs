@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fts_automerge",
         include_str!("../migrations/0006_fts_automerge.sql"),
     ),
+    (
+        7,
+        "seq_blocks",
+        include_str!("../migrations/0007_seq_blocks.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -38,6 +38,8 @@ pub enum TextPlan {
     /// page can walk an index in the order asked for and stop at its limit instead of reading
     /// and sorting every match. Best when the words are common.
     Probe,
+    /// Left out: the caller reads the rows from the match list itself (a text walk).
+    Omit,
 }
 
 /// The positive full-text terms of `filter` as one FTS5 expression (one index lookup), if any.
@@ -76,8 +78,11 @@ pub fn compile_with(filter: &EventFilter, plan: TextPlan) -> Condition {
         let sql = match plan {
             TextPlan::Lookup => "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
             TextPlan::Probe => "+e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+            TextPlan::Omit => "",
         };
-        condition.and(sql, [Value::Text(text)]);
+        if !sql.is_empty() {
+            condition.and(sql, [Value::Text(text)]);
+        }
     }
     for term in &filter.query.terms {
         let (sql, params) = match &term.matcher {

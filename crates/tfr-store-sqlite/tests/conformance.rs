@@ -110,7 +110,7 @@ async fn reopening_migrates_once() {
         .expect("rows");
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6],
+        [1, 2, 3, 4, 5, 6, 7],
         "each migration is recorded once"
     );
     let automerge: i64 = connection
@@ -244,7 +244,7 @@ async fn rollups_are_backfilled_by_their_migration() {
     connection
         .execute_batch(
             "DROP TRIGGER IF EXISTS rollups_insert; DROP TRIGGER rollups_delete; DROP TABLE rollups;
-             DROP TABLE rollups_hour; DROP TABLE rollups_day;
+             DROP TABLE rollups_hour; DROP TABLE rollups_day; DROP TABLE seq_blocks;
              DROP TABLE api_tokens; DROP TABLE audit_log;
              DELETE FROM schema_migrations WHERE version >= 2;
              CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
@@ -352,7 +352,7 @@ async fn a_database_from_version_3_indexes_new_events_in_bulk() {
     connection
         .execute_batch(
             "DELETE FROM schema_migrations WHERE version >= 4;
-             DROP TABLE rollups_hour; DROP TABLE rollups_day;
+             DROP TABLE rollups_hour; DROP TABLE rollups_day; DROP TABLE seq_blocks;
              CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
                  INSERT INTO events_fts (rowid, title, description, system, author, tags_text,
                      version)
@@ -620,7 +620,7 @@ async fn rollup_levels_are_filled_by_their_migration() {
     connection
         .execute_batch(
             "DELETE FROM schema_migrations WHERE version >= 5;
-             DROP TABLE rollups_hour; DROP TABLE rollups_day;
+             DROP TABLE rollups_hour; DROP TABLE rollups_day; DROP TABLE seq_blocks;
              DROP TRIGGER rollups_delete;
              CREATE TRIGGER rollups_delete AFTER DELETE ON events BEGIN
                  UPDATE rollups SET count = count - 1
@@ -640,6 +640,7 @@ async fn rollup_levels_are_filled_by_their_migration() {
 
     let store = open(dir.path());
     assert_levels_match_quarters(dir.path(), 998);
+    assert_seq_blocks_match_events(dir.path());
     let filter = tfr_store::EventFilter {
         query: tfr_core::query::Query::all(),
         from: Some(ts("1969-12-20T03:07:00Z")),
@@ -653,6 +654,7 @@ async fn rollup_levels_are_filled_by_their_migration() {
     // New events, in the units of the old ones (the upserts' update path) and in new ones.
     let created = create_all(&store, (500..1500).map(event).collect()).await;
     assert_levels_match_quarters(dir.path(), 1998);
+    assert_seq_blocks_match_events(dir.path());
     for gone in [&created[0], &created[999], &events[500]] {
         store
             .delete_event(tfr_store::Deletion {
@@ -668,6 +670,27 @@ async fn rollup_levels_are_filled_by_their_migration() {
     assert_levels_match_quarters(dir.path(), 1995);
     assert_buckets_match_quarters(&store, &filter, &days).await;
     store.shutdown().await.expect("shutdown");
+}
+
+/// `seq_blocks` (migration 7) holds the time range of every block of 4,096 row numbers, as
+/// counted from the events: filled by the migration, then kept by each insert.
+fn assert_seq_blocks_match_events(dir: &std::path::Path) {
+    let connection = Connection::open(dir.join(DATABASE_FILE)).expect("open");
+    let query = |sql: &str| -> Vec<(i64, i64, i64)> {
+        connection
+            .prepare(sql)
+            .expect("prepare")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let kept = query("SELECT block, min_occurred_at, max_occurred_at FROM seq_blocks ORDER BY 1");
+    let counted = query(
+        "SELECT seq >> 12, min(occurred_at), max(occurred_at) FROM events GROUP BY 1 ORDER BY 1",
+    );
+    assert!(!counted.is_empty());
+    assert_eq!(kept, counted, "block ranges as the events say");
 }
 
 /// The SQLite store reads buckets from daily, hourly and quarter-hour rollups; whatever the
@@ -763,4 +786,111 @@ async fn bucket_counts_equal_the_definition_for_any_boundaries() {
     }
     assert!(nonempty > 600, "most cases count something: {nonempty}");
     store.shutdown().await.expect("shutdown");
+}
+
+/// Newest-first pages filtered by words walk the matches in storage order and stop early
+/// (`text_walk`); oldest-first pages never do. Over a history whose storage order is often not
+/// its time order — backfills far in the past, events in the future, runs of events at the
+/// same microsecond — every query paged newest first must give exactly the oldest-first pages
+/// reversed, with and without a `to` bound and other terms.
+#[tokio::test]
+async fn text_pages_newest_first_equal_oldest_first_reversed() {
+    use tfr_store::{EventFilter, Order, PageRequest};
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |below: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) % below
+    };
+    let start = ts("2026-01-01T00:00:00Z").as_microsecond();
+    let mut records = Vec::new();
+    for i in 0..9_000_i64 {
+        let roll = next(100);
+        let at = match (i, roll) {
+            // Stored early, newer than everything: no page is done before it is found.
+            (100, _) => start + 100_000 * 60_000_000,
+            // Backfilled, anywhere in the year before, in the first blocks only.
+            (..3_000, 0..=9) => start - i64::try_from(next(365 * 86_400_000_000)).unwrap_or(0),
+            // Reported ahead of time, in the last block only: newer than the blocks below.
+            (8_192.., 10..=39) => start + (i + 20_000) * 60_000_000,
+            // Runs of events at the same microsecond.
+            (_, 40..=54) => start + (i / 10) * 60_000_000,
+            _ => start + i * 60_000_000 + i64::try_from(next(120_000_000)).unwrap_or(0),
+        };
+        let mut words = vec![format!("n{i}")];
+        if i == 100 || next(2) == 0 {
+            words.push("alpha".into());
+        }
+        if next(50) == 0 {
+            words.push("beta".into());
+        }
+        if i % 900 == 7 {
+            words.push("gamma".into());
+        }
+        let at = Timestamp::from_microsecond(at).expect("a time");
+        records.push(record(&json!({
+            "title": words.join(" "), "system": format!("s{}", i % 5), "author": "a",
+            "occurred_at": at.to_string()})));
+    }
+    for chunk in records.chunks(1000) {
+        create_all(&store, chunk.to_vec()).await;
+    }
+    let pages = |q: &str, to: Option<&str>, order: Order| {
+        let filter = EventFilter {
+            query: tfr_core::query::parse(q).expect("a query"),
+            from: None,
+            to: to.map(ts),
+            now: now(),
+        };
+        let store = &store;
+        async move {
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .list(
+                        &filter,
+                        PageRequest {
+                            limit: 37,
+                            cursor,
+                            order,
+                            include_diffs: false,
+                        },
+                    )
+                    .await
+                    .expect("a page");
+                all.extend(page.events.into_iter().map(|event| event.id));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return all,
+                }
+            }
+        }
+    };
+    let mut walked_any = false;
+    for q in [
+        "alpha",
+        "beta",
+        "gamma",
+        "alpha system:s1",
+        "alpha -beta",
+        "n12*",
+        "zzz",
+    ] {
+        for to in [
+            None,
+            Some("2026-01-03T00:00:00Z"),
+            Some("2025-06-01T00:00:00Z"),
+        ] {
+            let newest = pages(q, to, Order::NewestFirst).await;
+            let mut oldest = pages(q, to, Order::OldestFirst).await;
+            oldest.reverse();
+            assert_eq!(newest, oldest, "q={q} to={to:?}");
+            walked_any |= newest.len() > 37;
+        }
+    }
+    assert!(walked_any, "some queries span several pages");
 }
