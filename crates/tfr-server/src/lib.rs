@@ -213,6 +213,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(idle_timeout);
     let graceful = GracefulShutdown::new();
+    // Tells connections that have not sent anything yet that the server is stopping.
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -240,14 +242,20 @@ pub async fn serve(
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let mut closing = closing_seen.clone();
         tokio::spawn(async move {
             // The protocol is told by the first bytes, which hyper waits for without a timer:
-            // a client that connects and says nothing is dropped here.
+            // a client that connects and says nothing is dropped here, and at once when the
+            // server stops (it has no request in flight to finish: a stop must not wait out
+            // its idle timeout, as HTTP clients keep spare connections open).
             let mut first = [0_u8; 1];
-            if !matches!(
-                tokio::time::timeout(idle_timeout, stream.peek(&mut first)).await,
-                Ok(Ok(1..))
-            ) {
+            let spoke = tokio::select! {
+                peeked = tokio::time::timeout(idle_timeout, stream.peek(&mut first)) => {
+                    matches!(peeked, Ok(Ok(1..)))
+                }
+                _ = closing.wait_for(|closing| *closing) => false,
+            };
+            if !spoke {
                 drop(slot);
                 return;
             }
@@ -259,6 +267,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = closing.send(true);
     graceful.shutdown().await;
     Ok(())
 }
