@@ -11,9 +11,12 @@
 //! - the writer's commit hook only records how long the log is and nudges this thread;
 //! - this thread checkpoints once the writer has been idle for [`IDLE`], or when the log has
 //!   grown by [`LARGE_LOG_PAGES`] since its last checkpoint;
-//! - a checkpoint is two steps: `PASSIVE` copies what is committed without blocking anyone,
-//!   then `RESTART` copies the few frames committed meanwhile, waits for readers of older
-//!   snapshots, and lets the next write start the log over, so it does not grow without end;
+//! - a checkpoint is two steps: `PASSIVE` copies what is committed without blocking anyone
+//!   (again, while commits add much meanwhile), then `RESTART` copies the few frames left,
+//!   waits for readers of older snapshots, and lets the next write start the log over, so it
+//!   does not grow without end. This thread restarts the log when the writer is idle; under
+//!   load the writer does, between two transactions ([`Checkpointer::before_write`]): it
+//!   would win every race for the write lock otherwise;
 //! - should this thread fall far behind, the writer checkpoints itself at commit once the log
 //!   passes [`WRITER_BACKSTOP_PAGES`], as SQLite would.
 //!
@@ -22,7 +25,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,13 +44,25 @@ pub const LARGE_LOG_PAGES: i64 = 65_536;
 /// Log length at which the writer copies it itself, at commit.
 pub const WRITER_BACKSTOP_PAGES: i64 = 4 * LARGE_LOG_PAGES;
 
-/// The log's length as the writer last saw it, shared with the checkpoint thread.
+/// What the writer and the checkpoint thread share.
 #[derive(Default)]
-struct LogLength(AtomicI64);
+struct Shared {
+    /// Frames in the log after the writer's last commit; [`STOP`] to stop the thread.
+    log: AtomicI64,
+    /// The log is copied but for a few frames: the writer should start it over before its
+    /// next transaction ([`Checkpointer::before_write`]).
+    restart: AtomicBool,
+}
+
+/// Pages committed during a copy that are left for the writer to copy when it starts the
+/// log over (16 MiB)...
+const SMALL_REMAINDER: i64 = 4_096;
+/// ...after at most this many copies in a row.
+const MAX_PASSES: usize = 4;
 
 /// The checkpoint thread; stopping it waits for the checkpoint in progress.
 pub struct Checkpointer {
-    log: Arc<LogLength>,
+    shared: Arc<Shared>,
     nudges: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -59,15 +74,15 @@ impl Checkpointer {
         // `RESTART` waits this long for the writer's transaction and for readers of older
         // snapshots (blocking the next write meanwhile), then gives up until next time.
         connection.execute_batch("PRAGMA busy_timeout = 1000; PRAGMA synchronous = FULL;")?;
-        let log = Arc::new(LogLength::default());
+        let shared = Arc::new(Shared::default());
         let (nudges, received) = sync_channel(1);
         // Replaces SQLite's automatic checkpoint (itself a commit hook).
         writer.wal_hook(Some({
-            let log = Arc::clone(&log);
+            let shared = Arc::clone(&shared);
             let nudges = nudges.clone();
             move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
                 let pages = i64::from(pages);
-                log.0.store(pages, Ordering::Release);
+                shared.log.store(pages, Ordering::Release);
                 if pages >= WRITER_BACKSTOP_PAGES {
                     wal.checkpoint_v2(CheckpointMode::PASSIVE)?;
                 }
@@ -79,20 +94,29 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("tfr-sqlite-checkpoint".into())
             .spawn({
-                let log = Arc::clone(&log);
-                move || run(&connection, &log, &received)
+                let shared = Arc::clone(&shared);
+                move || run(&connection, &shared, &received)
             })?;
         Ok(Self {
-            log,
+            shared,
             nudges: Some(nudges),
             thread: Some(thread),
         })
     }
 
+    /// Called by the writer before each transaction: when the checkpoint thread has copied
+    /// all but the last few frames of the log, copies those and lets this transaction start
+    /// the log over, so that it does not grow without end under sustained writes.
+    pub fn before_write(&self, writer: &Connection) {
+        if self.shared.restart.swap(false, Ordering::AcqRel) && !restart(writer) {
+            tracing::debug!("the write-ahead log could not start over yet");
+        }
+    }
+
     /// Stops the thread once its current checkpoint (if any) is done. The writer's hook keeps
     /// a sender, so the thread is told through the log length instead of the channel.
     pub fn stop(&mut self) {
-        self.log.0.store(STOP, Ordering::Release);
+        self.shared.log.store(STOP, Ordering::Release);
         if let Some(nudges) = self.nudges.take() {
             let _ = nudges.try_send(());
         }
@@ -122,12 +146,12 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
-fn run(connection: &Connection, log: &LogLength, nudges: &Receiver<()>) {
+fn run(connection: &Connection, shared: &Shared, nudges: &Receiver<()>) {
     // The log's length when it was last copied: growth is counted from there.
     let mut copied_at = 0;
     while nudges.recv().is_ok() {
-        loop {
-            let pages = log.0.load(Ordering::Acquire);
+        let idle = loop {
+            let pages = shared.log.load(Ordering::Acquire);
             if pages == STOP {
                 return;
             }
@@ -136,36 +160,61 @@ fn run(connection: &Connection, log: &LogLength, nudges: &Receiver<()>) {
                 copied_at = 0;
             }
             if pages - copied_at >= LARGE_LOG_PAGES {
-                break;
+                break false;
             }
             match nudges.recv_timeout(IDLE) {
                 Ok(()) => {}
-                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Timeout) => break true,
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-        }
-        match checkpoint(connection) {
-            Ok(pages) => copied_at = pages,
+        };
+        match copy(connection, shared) {
+            Ok(copied) => copied_at = copied,
             // The next commit tries again, and the writer's backstop stays.
-            Err(error) => tracing::warn!(%error, "background checkpoint failed"),
+            Err(error) => {
+                tracing::warn!(%error, "background checkpoint failed");
+                continue;
+            }
+        }
+        // Starting the log over takes the write lock: while the writer is idle this thread
+        // takes it; under load the writer does it between two transactions, as it would
+        // otherwise win every race for the lock.
+        if idle && restart(connection) {
+            copied_at = 0;
+        } else {
+            shared.restart.store(true, Ordering::Release);
         }
     }
 }
 
-/// Copies the log into the database file and lets the log start over; returns the log's
-/// length when done.
-fn checkpoint(connection: &Connection) -> rusqlite::Result<i64> {
-    let step = |mode: &str| {
-        connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-        })
-    };
-    let (_, log) = step("PASSIVE")?;
-    // Busy (a reader kept an old snapshot past the timeout): the log is copied, only not
-    // restarted yet; the next checkpoint tries again.
-    let (busy, _) = step("RESTART")?;
-    tracing::debug!(pages = log, restarted = busy == 0, "checkpoint");
-    Ok(if busy == 0 { 0 } else { log })
+/// Copies the log into the database file without blocking anyone (`PASSIVE`), again while
+/// commits keep adding more than [`SMALL_REMAINDER`] pages meanwhile (at most
+/// [`MAX_PASSES`] times); returns how many frames are copied.
+fn copy(connection: &Connection, shared: &Shared) -> rusqlite::Result<i64> {
+    let mut copied = 0;
+    for _ in 0..MAX_PASSES {
+        copied = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(2)
+        })?;
+        if shared.log.load(Ordering::Acquire) - copied <= SMALL_REMAINDER {
+            break;
+        }
+    }
+    Ok(copied)
+}
+
+/// Copies what is left of the log and lets the next write start it over; false when busy (a
+/// transaction or an old snapshot outlasted the busy timeout: the next checkpoint retries).
+fn restart(connection: &Connection) -> bool {
+    match connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(busy) => busy == 0,
+        Err(error) => {
+            tracing::warn!(%error, "restarting the write-ahead log failed");
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -227,6 +227,7 @@ pub fn run(
             }
         }
         if !group.is_empty() {
+            checkpointer.before_write(&connection);
             commit_group(&mut connection, group, &stream);
         }
     }
