@@ -70,6 +70,12 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub bulk_batch: u64,
 
+    /// Bulk requests (direct: batches) sent before the first answer is awaited: 1 sends one
+    /// at a time; `tfr import` keeps 2 in flight, so that the server parses one while it
+    /// stores the other.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub bulk_in_flight: u64,
+
     /// Restarts of the server with the data loaded, each timed until `/readyz` answers.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub restarts: u64,
@@ -114,6 +120,7 @@ impl Options {
     fn workload(&self) -> Workload {
         Workload {
             bulk_batch: self.bulk_batch as usize,
+            bulk_in_flight: self.bulk_in_flight as usize,
             posts: self.posts,
             concurrent_posts: self.concurrent_posts,
             clients: self.clients as usize,
@@ -213,6 +220,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                 "SQLite".into()
             },
             bulk_batch: workload.bulk_batch,
+            bulk_in_flight: workload.bulk_in_flight,
             posts: workload.posts,
             concurrent_posts: workload.concurrent_posts,
             clients: workload.clients,
@@ -379,7 +387,10 @@ fn lines(http: Option<&Results>, direct: Option<&Results>, options: &Options) ->
     let bulk = (h(|r| &r.bulk), d(|r| &r.bulk));
     push(
         "bulk_ingest",
-        format!("bulk NDJSON ingest (requests of {})", options.bulk_batch),
+        format!(
+            "bulk NDJSON ingest (requests of {}, {} in flight)",
+            options.bulk_batch, options.bulk_in_flight
+        ),
         bulk,
         rate_ratio(bulk.0, bulk.1),
         &[Goal::MinRate(20_000.0), Goal::MinRatio(0.7)],

@@ -117,6 +117,7 @@ pub struct Settings {
     pub seed: u64,
     pub store: String,
     pub bulk_batch: usize,
+    pub bulk_in_flight: usize,
     pub posts: u64,
     pub concurrent_posts: u64,
     pub clients: usize,
@@ -210,12 +211,13 @@ impl Report {
         let m = &self.machine;
         let _ = writeln!(
             out,
-            "**{} events** (+{} single posts) on **{}**, seed {}, bulk requests of {}, {} timed repetitions per query — {}{}",
+            "**{} events** (+{} single posts) on **{}**, seed {}, bulk requests of {} ({} in flight), {} timed repetitions per query — {}{}",
             thousands(s.events as f64),
             thousands((s.posts + s.concurrent_posts) as f64),
             s.store,
             s.seed,
             s.bulk_batch,
+            s.bulk_in_flight,
             s.queries,
             self.date,
             self.tfr_commit

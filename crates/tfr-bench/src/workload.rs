@@ -69,6 +69,8 @@ pub trait Target: Send + Sync + 'static {
 pub struct Workload {
     /// Events per bulk request.
     pub bulk_batch: usize,
+    /// Bulk requests sent before the first answer is awaited.
+    pub bulk_in_flight: usize,
     /// Single posts from one client.
     pub posts: u64,
     /// Single posts from `clients` concurrent clients.
@@ -280,12 +282,23 @@ async fn bulk_ingest<T: Target>(
             &mut generated,
         )?;
         generated.seconds_generating += making.elapsed().as_secs_f64();
+        // Only the requests are timed: from the first sent to the last answered.
+        let sent = Instant::now();
+        let mut in_flight = std::collections::VecDeque::new();
         for batch in batches {
-            let sent = Instant::now();
-            created += target.send_bulk(batch).await?;
-            sending += sent.elapsed();
+            if in_flight.len() >= workload.bulk_in_flight.max(1)
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                created += answered(oldest).await?;
+            }
+            let target = Arc::clone(target);
+            in_flight.push_back(tokio::spawn(async move { target.send_bulk(batch).await }));
             requests += 1;
         }
+        while let Some(oldest) = in_flight.pop_front() {
+            created += answered(oldest).await?;
+        }
+        sending += sent.elapsed();
         start = end;
         if start * 10 / history.len() > reported || start == history.len() {
             reported = start * 10 / history.len();
@@ -306,6 +319,12 @@ async fn bulk_ingest<T: Target>(
     let mut measurement = Measurement::throughput(created, sending, None);
     measurement.samples = requests;
     Ok((measurement, generated))
+}
+
+/// The events a bulk request sent on its own task created.
+async fn answered(task: tokio::task::JoinHandle<anyhow::Result<u64>>) -> anyhow::Result<u64> {
+    task.await
+        .map_err(|error| anyhow::anyhow!("a bulk request's task failed: {error}"))?
 }
 
 /// Generates events `range` on two threads and cuts them into prepared bulk requests of at

@@ -1160,6 +1160,15 @@ async fn import_reports_bad_lines_and_keeps_the_good_ones() {
     titles.sort();
     assert_eq!(titles, ["eighth", "fifth", "first"]);
 
+    // Again, two lines per request: the batches go out while the next is read, and each
+    // answer's line numbers still map back to the file's.
+    let out = fx.tfr(["import", "--batch", "2"]).args([&file]).run().await;
+    out.assert_code(1);
+    let again = out.stdout_lines();
+    assert_eq!(again[0], "imported: 0 created, 3 already present, 4 errors");
+    assert_eq!(again[1..], report[1..], "the same lines refused");
+    assert_eq!(fx.all().await.len(), 3);
+
     // From stdin; run twice, the second time nothing is new.
     let stdin = "{\"title\":\"piped one\",\"system\":\"p\",\"author\":\"x\"}\n\
                  {\"title\":\"piped two\",\"system\":\"p\",\"author\":\"x\"}\n";

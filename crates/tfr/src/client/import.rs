@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::http::{Api, BulkReport};
+use super::http::{Api, ApiError, BulkReport};
 use super::{ClientOptions, ignore_broken_pipe};
 
 /// A batch is also sent early once its body reaches this size, so that events with large
@@ -259,6 +259,9 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut tally = Tally::default();
     let mut batch = Batch::default();
+    // The batch being sent while the next one is read: the server parses one request while it
+    // stores the other. Its answer is counted before the next is sent.
+    let mut in_flight: Option<Sending> = None;
     let mut buffer: Vec<u8> = Vec::new();
     let mut line_number: u64 = 0;
     loop {
@@ -287,13 +290,21 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
             Prepared::Event(event) => {
                 batch.push(line_number, &event)?;
                 if batch.len() >= batch_size || batch.bytes() >= MAX_BATCH_BYTES {
-                    send_batch(&api, &mut batch, &mut tally, &progress).await?;
+                    if let Some(sending) = in_flight.take() {
+                        sending.finish(&mut tally, &progress).await?;
+                    }
+                    in_flight = Some(Sending::start(&api, std::mem::take(&mut batch)));
                 }
             }
         }
     }
+    if let Some(sending) = in_flight.take() {
+        sending.finish(&mut tally, &progress).await?;
+    }
     if !batch.is_empty() {
-        send_batch(&api, &mut batch, &mut tally, &progress).await?;
+        Sending::start(&api, batch)
+            .finish(&mut tally, &progress)
+            .await?;
     }
     progress.finish_and_clear();
     tally.print("imported")?;
@@ -304,30 +315,45 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
     })
 }
 
-/// Sends one batch. A batch the server will not take at all (unreachable after retries,
-/// refused as a whole) stops the import, after saying what was done so far and that running
-/// the import again is safe.
-async fn send_batch(
-    api: &Api,
-    batch: &mut Batch,
-    tally: &mut Tally,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    let sent = std::mem::take(batch);
-    let (first, last) = sent.span();
-    match api.post_bulk(&sent.body).await {
-        Ok(report) => {
-            tally.add_report(report, &sent);
-            progress.set_message(tally.summary());
-            Ok(())
+/// A batch on its way to the server, sent on a task of its own.
+struct Sending {
+    task: tokio::task::JoinHandle<(Batch, Result<BulkReport, ApiError>)>,
+}
+
+impl Sending {
+    fn start(api: &Api, batch: Batch) -> Self {
+        let api = api.clone();
+        Self {
+            task: tokio::spawn(async move {
+                let result = api.post_bulk(&batch.body).await;
+                (batch, result)
+            }),
         }
-        Err(error) => {
-            progress.finish_and_clear();
-            tally.print("imported before the failure")?;
-            Err(anyhow::anyhow!(
-                "lines {first}–{last} were not imported: {error}\n\
-                 Running the same import again is safe: events already stored are skipped."
-            ))
+    }
+
+    /// Waits for the answer and counts it. A batch the server will not take at all
+    /// (unreachable after retries, refused as a whole) stops the import, after saying what was
+    /// done so far and that running the import again is safe.
+    async fn finish(self, tally: &mut Tally, progress: &ProgressBar) -> anyhow::Result<()> {
+        let (sent, result) = self
+            .task
+            .await
+            .map_err(|error| anyhow::anyhow!("sending a batch failed: {error}"))?;
+        let (first, last) = sent.span();
+        match result {
+            Ok(report) => {
+                tally.add_report(report, &sent);
+                progress.set_message(tally.summary());
+                Ok(())
+            }
+            Err(error) => {
+                progress.finish_and_clear();
+                tally.print("imported before the failure")?;
+                Err(anyhow::anyhow!(
+                    "lines {first}–{last} were not imported: {error}\n\
+                     Running the same import again is safe: events already stored are skipped."
+                ))
+            }
         }
     }
 }
