@@ -1196,6 +1196,50 @@ async fn import_reports_bad_lines_and_keeps_the_good_ones() {
     );
 }
 
+/// Batches that cannot be delivered stop the import; with two in flight, both are reported,
+/// by their lines in the file, with the advice that running it again is safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_to_an_unreachable_server_names_the_lines_not_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("http://127.0.0.1:{}", dead_port());
+    let file = dir.path().join("three.ndjson");
+    std::fs::write(
+        &file,
+        "{\"title\":\"a\",\"system\":\"s\",\"author\":\"x\"}\n\
+         {\"title\":\"b\",\"system\":\"s\",\"author\":\"x\"}\n\
+         {\"title\":\"c\",\"system\":\"s\",\"author\":\"x\"}\n",
+    )
+    .unwrap();
+    let out = Tfr::client(dir.path(), &server)
+        .args(["import", "--batch", "2"])
+        .args([&file])
+        .run()
+        .await;
+    out.assert_code(1);
+    assert_eq!(
+        out.stdout,
+        "imported before the failure: 0 created, 0 already present, 0 errors\n"
+    );
+    assert!(
+        out.stderr
+            .contains("lines 1–2 were not imported: cannot reach the server"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("lines 3–3 were not imported: cannot reach the server"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("Running the same import again is safe: events already stored are skipped."),
+        "{}",
+        out.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // demo
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //! stored come back as "already present" and nothing is created twice. The file is read as a
 //! stream and sent in batches, so its size does not matter.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -259,9 +260,9 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut tally = Tally::default();
     let mut batch = Batch::default();
-    // The batch being sent while the next one is read: the server parses one request while it
-    // stores the other. Its answer is counted before the next is sent.
-    let mut in_flight: Option<Sending> = None;
+    // Batches sent and not yet answered, oldest first: with two, the server parses one request
+    // while it stores the other.
+    let mut in_flight: VecDeque<Sending> = VecDeque::new();
     let mut buffer: Vec<u8> = Vec::new();
     let mut line_number: u64 = 0;
     loop {
@@ -290,21 +291,19 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
             Prepared::Event(event) => {
                 batch.push(line_number, &event)?;
                 if batch.len() >= batch_size || batch.bytes() >= MAX_BATCH_BYTES {
-                    if let Some(sending) = in_flight.take() {
-                        sending.finish(&mut tally, &progress).await?;
+                    if in_flight.len() >= IN_FLIGHT {
+                        settle_oldest(&mut in_flight, &mut tally, &progress).await?;
                     }
-                    in_flight = Some(Sending::start(&api, std::mem::take(&mut batch)));
+                    in_flight.push_back(Sending::start(&api, std::mem::take(&mut batch)));
                 }
             }
         }
     }
-    if let Some(sending) = in_flight.take() {
-        sending.finish(&mut tally, &progress).await?;
-    }
     if !batch.is_empty() {
-        Sending::start(&api, batch)
-            .finish(&mut tally, &progress)
-            .await?;
+        in_flight.push_back(Sending::start(&api, batch));
+    }
+    while !in_flight.is_empty() {
+        settle_oldest(&mut in_flight, &mut tally, &progress).await?;
     }
     progress.finish_and_clear();
     tally.print("imported")?;
@@ -314,6 +313,9 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
         ExitCode::SUCCESS
     })
 }
+
+/// Bulk requests sent before the first answer is awaited.
+const IN_FLIGHT: usize = 2;
 
 /// A batch on its way to the server, sent on a task of its own.
 struct Sending {
@@ -331,29 +333,51 @@ impl Sending {
         }
     }
 
-    /// Waits for the answer and counts it. A batch the server will not take at all
-    /// (unreachable after retries, refused as a whole) stops the import, after saying what was
-    /// done so far and that running the import again is safe.
-    async fn finish(self, tally: &mut Tally, progress: &ProgressBar) -> anyhow::Result<()> {
-        let (sent, result) = self
-            .task
+    async fn answer(self) -> anyhow::Result<(Batch, Result<BulkReport, ApiError>)> {
+        self.task
             .await
-            .map_err(|error| anyhow::anyhow!("sending a batch failed: {error}"))?;
-        let (first, last) = sent.span();
-        match result {
-            Ok(report) => {
-                tally.add_report(report, &sent);
-                progress.set_message(tally.summary());
-                Ok(())
+            .map_err(|error| anyhow::anyhow!("sending a batch failed: {error}"))
+    }
+}
+
+/// Waits for the oldest batch in flight and counts its answer. A batch the server will not
+/// take at all (unreachable after retries, refused as a whole) stops the import: the batches
+/// sent after it are waited for and counted too, then what was done so far is said, and that
+/// running the import again is safe.
+async fn settle_oldest(
+    in_flight: &mut VecDeque<Sending>,
+    tally: &mut Tally,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    let Some(oldest) = in_flight.pop_front() else {
+        return Ok(());
+    };
+    let (sent, result) = oldest.answer().await?;
+    match result {
+        Ok(report) => {
+            tally.add_report(report, &sent);
+            progress.set_message(tally.summary());
+            Ok(())
+        }
+        Err(error) => {
+            let (first, last) = sent.span();
+            let mut failed = vec![format!("lines {first}–{last} were not imported: {error}")];
+            for later in in_flight.drain(..) {
+                let (sent, result) = later.answer().await?;
+                match result {
+                    Ok(report) => tally.add_report(report, &sent),
+                    Err(error) => {
+                        let (first, last) = sent.span();
+                        failed.push(format!("lines {first}–{last} were not imported: {error}"));
+                    }
+                }
             }
-            Err(error) => {
-                progress.finish_and_clear();
-                tally.print("imported before the failure")?;
-                Err(anyhow::anyhow!(
-                    "lines {first}–{last} were not imported: {error}\n\
-                     Running the same import again is safe: events already stored are skipped."
-                ))
-            }
+            progress.finish_and_clear();
+            tally.print("imported before the failure")?;
+            Err(anyhow::anyhow!(
+                "{}\nRunning the same import again is safe: events already stored are skipped.",
+                failed.join("\n")
+            ))
         }
     }
 }
