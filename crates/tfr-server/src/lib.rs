@@ -250,6 +250,8 @@ pub async fn serve(
             // its idle timeout, as HTTP clients keep spare connections open).
             let mut first = [0_u8; 1];
             let spoke = tokio::select! {
+                // A request already arrived is served, even when the stop comes at once.
+                biased;
                 peeked = tokio::time::timeout(idle_timeout, stream.peek(&mut first)) => {
                     matches!(peeked, Ok(Ok(1..)))
                 }

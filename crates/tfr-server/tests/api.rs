@@ -421,6 +421,68 @@ async fn bulk_reports_each_line() {
     );
 }
 
+/// A request longer than one stored batch (the server stores 500 lines at a time, one batch
+/// while it reads the next): refused lines are reported in line order whether they were
+/// refused while reading (invalid) or while storing (conflicts), and every other line stored.
+#[tokio::test]
+async fn bulk_errors_stay_in_line_order_across_batches() {
+    let server = TestServer::start().await;
+    let mut keyed = event("keyed", "x");
+    keyed["idempotency_key"] = json!("order-1");
+    let (status, _) = server
+        .post_raw(
+            "/api/v1/events/bulk",
+            "application/x-ndjson",
+            keyed.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut conflicting = keyed.clone();
+    conflicting["title"] = json!("other content, same key");
+    let lines: Vec<String> = (1..=1_200)
+        .map(|line| match line {
+            3 | 10 | 499 | 700 => conflicting.to_string(),
+            4 | 501 | 650 | 1_199 => "{broken".to_owned(),
+            _ => event(&format!("e{line}"), "x").to_string(),
+        })
+        .collect();
+    let (status, outcome) = server
+        .post_raw(
+            "/api/v1/events/bulk",
+            "application/x-ndjson",
+            lines.join("\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["lines"], 1_200);
+    assert_eq!(outcome["created"], 1_192);
+    let errors: Vec<(u64, &str)> = outcome["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (3, "idempotency_conflict"),
+            (4, "invalid_body"),
+            (10, "idempotency_conflict"),
+            (499, "idempotency_conflict"),
+            (501, "invalid_body"),
+            (650, "invalid_body"),
+            (700, "idempotency_conflict"),
+            (1_199, "invalid_body"),
+        ]
+    );
+    assert_eq!(server.count().await, 1_193);
+}
+
 #[tokio::test]
 async fn bulk_streams_large_bodies_and_limits_lines() {
     let server = TestServer::start_with(ServerConfig {

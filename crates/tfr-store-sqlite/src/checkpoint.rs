@@ -41,6 +41,12 @@ pub const IDLE: Duration = Duration::from_millis(100);
 /// crash, and more disk.
 pub const LARGE_LOG_PAGES: i64 = 65_536;
 
+/// How long the writer waits for readers when it starts the log over.
+const WRITER_RESTART_WAIT: Duration = Duration::from_millis(50);
+
+/// The writer connection's busy timeout otherwise (`PRAGMA busy_timeout` at open).
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Log length at which the writer copies it itself, at commit.
 pub const WRITER_BACKSTOP_PAGES: i64 = 4 * LARGE_LOG_PAGES;
 
@@ -83,8 +89,13 @@ impl Checkpointer {
             move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
                 let pages = i64::from(pages);
                 shared.log.store(pages, Ordering::Release);
-                if pages >= WRITER_BACKSTOP_PAGES {
-                    wal.checkpoint_v2(CheckpointMode::PASSIVE)?;
+                // An error here would fail the COMMIT that called the hook, although the
+                // transaction is committed: like SQLite's own automatic checkpoint, a failed
+                // one (busy: the checkpoint thread is copying) is left for the next commit.
+                if pages >= WRITER_BACKSTOP_PAGES
+                    && let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE)
+                {
+                    tracing::debug!(%error, "the writer's backstop checkpoint did not run");
                 }
                 // A nudge already waiting covers this one.
                 let _ = nudges.try_send(());
@@ -108,8 +119,19 @@ impl Checkpointer {
     /// all but the last few frames of the log, copies those and lets this transaction start
     /// the log over, so that it does not grow without end under sustained writes.
     pub fn before_write(&self, writer: &Connection) {
-        if self.shared.restart.swap(false, Ordering::AcqRel) && !restart(writer) {
+        if !self.shared.restart.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // Waiting for readers of older snapshots holds every queued write: wait briefly, and
+        // leave it to the next checkpoint when a long read is in the way.
+        let waited = writer
+            .busy_timeout(WRITER_RESTART_WAIT)
+            .map(|()| restart(writer));
+        if !matches!(waited, Ok(true)) {
             tracing::debug!("the write-ahead log could not start over yet");
+        }
+        if let Err(error) = writer.busy_timeout(WRITER_BUSY_TIMEOUT) {
+            tracing::warn!(%error, "cannot restore the writer's busy timeout");
         }
     }
 

@@ -65,7 +65,10 @@ pub fn newest_first(
             [Value::Integer(at), Value::Text(cursor.id.to_string())],
         );
     }
-    let blocks = read_blocks(connection)?;
+    // One snapshot for the block ranges and every step: a commit landing in between could
+    // otherwise add matches newer than the bounds read before it.
+    let snapshot = connection.unchecked_transaction()?;
+    let blocks = read_blocks(&snapshot)?;
     // The largest `occurred_at` in blocks `..=i`.
     let newest_up_to: Vec<i64> = blocks
         .iter()
@@ -99,7 +102,7 @@ pub fn newest_first(
         condition.where_sql(),
     );
     let rowid_column = rows::COLUMN_COUNT + usize::from(page.include_diffs);
-    let mut statement = connection.prepare_cached(&statement_text)?;
+    let mut statement = snapshot.prepare_cached(&statement_text)?;
     let mut best: Vec<Event> = Vec::new();
     let mut walked = 0;
     loop {

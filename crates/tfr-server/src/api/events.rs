@@ -500,6 +500,8 @@ pub async fn bulk(
     // side by side on different cores. At most one: its outcome is counted before the next
     // batch is handed over, so a failure reports exactly what was stored.
     let mut in_flight: Option<StoringBatch> = None;
+    // Lines refused while reading, reported with the batch they precede, in line order.
+    let mut refused: Vec<(usize, ApiError)> = Vec::new();
     let mut finished = false;
     let idle_timeout = state.config.idle_timeout;
     while !finished {
@@ -526,12 +528,12 @@ pub async fn bulk(
         let now = now();
         for line in lines.drain(..) {
             match line {
-                Line::TooLong { number } => outcome.error(
+                Line::TooLong { number } => refused.push((
                     number,
-                    &ApiError::PayloadTooLarge {
+                    ApiError::PayloadTooLarge {
                         limit: state.config.body_limit,
                     },
-                ),
+                )),
                 Line::Text { bytes, .. } if bytes.iter().all(u8::is_ascii_whitespace) => {}
                 Line::Text { number, bytes } => {
                     let parsed = serde_json::from_slice::<Value>(&bytes).map_err(|e| {
@@ -549,20 +551,21 @@ pub async fn bulk(
                             batch_bytes += bytes.len();
                             batch.push((number, record));
                         }
-                        Err(error) => outcome.error(number, &error),
+                        Err(error) => refused.push((number, error)),
                     }
                 }
             }
             if batch.len() >= BULK_BATCH || batch_bytes >= BULK_BATCH_BYTES {
                 finish_batch(in_flight.take(), &mut outcome).await?;
-                in_flight = Some(StoringBatch::start(&state, &mut batch));
+                in_flight = Some(StoringBatch::start(&state, &mut batch, &mut refused));
                 batch_bytes = 0;
             }
         }
     }
     finish_batch(in_flight.take(), &mut outcome).await?;
-    if !batch.is_empty() {
-        finish_batch(Some(StoringBatch::start(&state, &mut batch)), &mut outcome).await?;
+    if !batch.is_empty() || !refused.is_empty() {
+        let last = StoringBatch::start(&state, &mut batch, &mut refused);
+        finish_batch(Some(last), &mut outcome).await?;
     }
     outcome.lines = splitter.count();
     Ok(Json(outcome))
@@ -572,20 +575,43 @@ pub async fn bulk(
 struct StoringBatch {
     numbers: Vec<usize>,
     task: tokio::task::JoinHandle<tfr_store::StoreResult<Vec<InsertOutcome>>>,
-    metrics: Arc<crate::metrics::Metrics>,
+    /// The lines refused before it, reported with its conflicts, in line order.
+    refused: Vec<(usize, ApiError)>,
 }
 
 impl StoringBatch {
     /// Starts storing the batch (emptying it) on a task of its own: it goes on even if the
     /// client goes away, as a request that was already handed over would.
-    fn start(state: &AppState, batch: &mut Vec<(usize, InsertRecord)>) -> Self {
+    /// The task counts what it stored in the metrics itself, so that a batch stored after
+    /// its client went away is counted too.
+    fn start(
+        state: &AppState,
+        batch: &mut Vec<(usize, InsertRecord)>,
+        refused: &mut Vec<(usize, ApiError)>,
+    ) -> Self {
         let (numbers, records): (Vec<usize>, Vec<InsertRecord>) = batch.drain(..).unzip();
         let store = Arc::clone(&state.store);
-        let task = tokio::spawn(async move { store.insert(records, BatchMode::Independent).await });
+        let metrics = Arc::clone(&state.metrics);
+        let task = tokio::spawn(async move {
+            if records.is_empty() {
+                return Ok(Vec::new());
+            }
+            let outcomes = store.insert(records, BatchMode::Independent).await;
+            match &outcomes {
+                Ok(outcomes) => metrics.events_created(
+                    outcomes
+                        .iter()
+                        .filter(|outcome| matches!(outcome, InsertOutcome::Created(_)))
+                        .count(),
+                ),
+                Err(error) => tracing::warn!(%error, "storing a batch of a bulk request failed"),
+            }
+            outcomes
+        });
         Self {
             numbers,
             task,
-            metrics: Arc::clone(&state.metrics),
+            refused: std::mem::take(refused),
         }
     }
 }
@@ -595,7 +621,7 @@ async fn finish_batch(batch: Option<StoringBatch>, outcome: &mut BulkOutcome) ->
     let Some(StoringBatch {
         numbers,
         task,
-        metrics,
+        mut refused,
     }) = batch
     else {
         return Ok(());
@@ -610,25 +636,26 @@ async fn finish_batch(batch: Option<StoringBatch>, outcome: &mut BulkOutcome) ->
             )),
             other => other,
         })?;
-    let mut created = 0;
     for (number, result) in numbers.into_iter().zip(outcomes) {
         match result {
-            InsertOutcome::Created(_) => created += 1,
+            InsertOutcome::Created(_) => outcome.created += 1,
             InsertOutcome::Duplicate(_) => outcome.duplicates += 1,
             InsertOutcome::Conflict {
                 idempotency_key,
                 existing,
-            } => outcome.error(
+            } => refused.push((
                 number,
-                &ApiError::IdempotencyConflict {
+                ApiError::IdempotencyConflict {
                     key: idempotency_key,
                     existing,
                 },
-            ),
+            )),
         }
     }
-    outcome.created += created;
-    metrics.events_created(created);
+    refused.sort_by_key(|(number, _)| *number);
+    for (number, error) in &refused {
+        outcome.error(*number, error);
+    }
     Ok(())
 }
 

@@ -265,17 +265,21 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
     let mut in_flight: VecDeque<Sending> = VecDeque::new();
     let mut buffer: Vec<u8> = Vec::new();
     let mut line_number: u64 = 0;
+    // A failure to read the file (or to hold a line) stops the import once the batches in
+    // flight are answered and counted.
+    let mut stopped: Option<anyhow::Error> = None;
     loop {
         buffer.clear();
-        let read = reader
-            .read_until(b'\n', &mut buffer)
-            .await
-            .with_context(|| {
-                format!(
+        let read = match reader.read_until(b'\n', &mut buffer).await {
+            Ok(read) => read,
+            Err(error) => {
+                stopped = Some(anyhow::Error::new(error).context(format!(
                     "cannot read {} after line {line_number}",
                     args.file.display()
-                )
-            })?;
+                )));
+                break;
+            }
+        };
         if read == 0 {
             break;
         }
@@ -289,7 +293,10 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
                 message,
             }),
             Prepared::Event(event) => {
-                batch.push(line_number, &event)?;
+                if let Err(error) = batch.push(line_number, &event) {
+                    stopped = Some(error);
+                    break;
+                }
                 if batch.len() >= batch_size || batch.bytes() >= MAX_BATCH_BYTES {
                     if in_flight.len() >= IN_FLIGHT {
                         settle_oldest(&mut in_flight, &mut tally, &progress).await?;
@@ -298,6 +305,16 @@ async fn import(args: &ImportArgs, options: &ClientOptions) -> anyhow::Result<Ex
                 }
             }
         }
+    }
+    if let Some(error) = stopped {
+        while !in_flight.is_empty() {
+            if let Err(failed) = settle_oldest(&mut in_flight, &mut tally, &progress).await {
+                return Err(error.context(failed.to_string()));
+            }
+        }
+        progress.finish_and_clear();
+        tally.print("imported before the failure")?;
+        return Err(error);
     }
     if !batch.is_empty() {
         in_flight.push_back(Sending::start(&api, batch));
@@ -375,7 +392,7 @@ async fn settle_oldest(
             progress.finish_and_clear();
             tally.print("imported before the failure")?;
             Err(anyhow::anyhow!(
-                "{}\nRunning the same import again is safe: events already stored are skipped.",
+                "{}\nThe import stopped there: later lines were not sent. Running the same import again is safe: events already stored are skipped.",
                 failed.join("\n")
             ))
         }
