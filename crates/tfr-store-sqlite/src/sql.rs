@@ -76,11 +76,15 @@ pub fn compile_with(filter: &EventFilter, plan: TextPlan) -> Condition {
     }
     if let Some(text) = positive_text(filter) {
         let sql = match plan {
-            TextPlan::Lookup => "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
-            TextPlan::Probe => "+e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
-            TextPlan::Omit => "",
+            TextPlan::Lookup => {
+                Some("e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+            }
+            TextPlan::Probe => {
+                Some("+e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+            }
+            TextPlan::Omit => None,
         };
-        if !sql.is_empty() {
+        if let Some(sql) = sql {
             condition.and(sql, [Value::Text(text)]);
         }
     }

@@ -377,16 +377,12 @@ async fn settle_oldest(
             Ok(())
         }
         Err(error) => {
-            let (first, last) = sent.span();
-            let mut failed = vec![format!("lines {first}–{last} were not imported: {error}")];
+            let mut failed = vec![not_imported(&sent, &error)];
             for later in in_flight.drain(..) {
                 let (sent, result) = later.answer().await?;
                 match result {
                     Ok(report) => tally.add_report(report, &sent),
-                    Err(error) => {
-                        let (first, last) = sent.span();
-                        failed.push(format!("lines {first}–{last} were not imported: {error}"));
-                    }
+                    Err(error) => failed.push(not_imported(&sent, &error)),
                 }
             }
             progress.finish_and_clear();
@@ -397,6 +393,12 @@ async fn settle_oldest(
             ))
         }
     }
+}
+
+/// Which lines of the file a batch the server did not take held, and why.
+fn not_imported(batch: &Batch, error: &ApiError) -> String {
+    let (first, last) = batch.span();
+    format!("lines {first}–{last} were not imported: {error}")
 }
 
 /// A progress bar on stderr, by bytes when the input's size is known (a file), else a
