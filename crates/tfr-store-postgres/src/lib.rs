@@ -13,6 +13,8 @@
 
 mod admin;
 mod fts;
+#[cfg(unix)]
+mod relay;
 mod rows;
 mod schema;
 mod sql;
@@ -119,6 +121,32 @@ pub struct PostgresStore {
     closed: AtomicBool,
     stream: broadcast::Sender<Arc<StoredEvent>>,
     stream_tasks: Mutex<Option<StreamTasks>>,
+    /// Kept for as long as the pools may connect through it.
+    _relay: Option<Relay>,
+}
+
+#[cfg(unix)]
+type Relay = relay::Relay;
+#[cfg(not(unix))]
+type Relay = ();
+
+/// The options the pools connect with: through a [`relay::Relay`] that sets `TCP_NODELAY`
+/// when the server is reached over TCP (and the relay can start), else `connect` itself.
+#[cfg(unix)]
+fn relayed(connect: PgConnectOptions) -> (Option<Relay>, PgConnectOptions) {
+    match relay::Relay::start(&connect) {
+        Ok(Some((relay, relayed))) => (Some(relay), relayed),
+        Ok(None) => (None, connect),
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the TCP_NODELAY relay; connecting directly");
+            (None, connect)
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn relayed(connect: PgConnectOptions) -> (Option<Relay>, PgConnectOptions) {
+    (None, connect)
 }
 
 impl PostgresStore {
@@ -146,6 +174,7 @@ impl PostgresStore {
                 return Err(OpenError::Connect(sqlx_core::Error::PoolTimedOut));
             }
         }
+        let (relay, connect) = relayed(connect);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(options.acquire_timeout)
@@ -172,6 +201,7 @@ impl PostgresStore {
             closed: AtomicBool::new(false),
             stream,
             stream_tasks: Mutex::new(Some(stream_tasks)),
+            _relay: relay,
         })
     }
 

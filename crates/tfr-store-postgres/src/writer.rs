@@ -15,8 +15,9 @@
 //! number can commit after one that took a larger.)
 //!
 //! The price is that writes are serialised across the cluster, like SQLite's single writer;
-//! grouping is what keeps that cheap: one lock, one round of statements per request, one
-//! commit (one WAL flush) for everything a node had waiting. The lock also means two nodes
+//! grouping is what keeps that cheap: one lock, one commit (one WAL flush) for everything a
+//! node had waiting, and one round of statements for all the insert requests that queued up
+//! one after another (a patch between them runs alone, in its place). The lock also means two nodes
 //! can never race on one idempotency key; the unique index is still there, and a request that
 //! hits it anyway (a writer that does not take the lock) is rolled back to its savepoint and
 //! run again, which then finds the stored event and answers Duplicate or Conflict.
@@ -24,7 +25,7 @@
 //! The transaction ends with `pg_notify` carrying the new head: PostgreSQL delivers it at
 //! commit, in commit order, to every node listening (see [`crate::stream`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use sqlx_core::executor::Executor;
@@ -226,20 +227,32 @@ async fn commit_group(pool: &PgPool, group: Vec<Write>, feed: &LocalFeed) {
     let mut head = start;
     let mut stored = Vec::new();
     let mut results = Vec::with_capacity(group.len());
-    let mut writes = group.into_iter();
-    while let Some(write) = writes.next() {
-        match run_in_savepoint(&mut transaction, &write, &mut head, &mut stored).await {
-            Ok(result) => results.push((write, result)),
+    let mut queue: VecDeque<Write> = group.into();
+    while let Some(first) = queue.pop_front() {
+        // Consecutive inserts run together; anything else (a patch may name an event stored
+        // just before it) runs alone, in order.
+        let mut batch = vec![first];
+        if is_insert(&batch[0]) {
+            while queue.front().is_some_and(is_insert) {
+                batch.extend(queue.pop_front());
+            }
+        }
+        let ran = if batch.len() > 1 {
+            run_inserts_together(&mut transaction, &batch, &mut head, &mut stored).await
+        } else {
+            run_in_savepoint(&mut transaction, &batch[0], &mut head, &mut stored)
+                .await
+                .map(|result| vec![result])
+        };
+        match ran {
+            Ok(ran) => results.extend(batch.into_iter().zip(ran)),
             Err(error) => {
                 // The savepoint itself failed: the connection or the transaction is gone, and
                 // nothing of this group will commit.
                 tracing::warn!(%error, "write transaction broken");
                 let message = error.to_string();
-                for (write, _) in results {
-                    write.fail(StoreError::Unavailable(message.clone()));
-                }
-                write.fail(StoreError::Unavailable(message.clone()));
-                for write in writes {
+                let earlier = results.into_iter().map(|(write, _)| write);
+                for write in earlier.chain(batch).chain(queue) {
                     write.fail(StoreError::Unavailable(message.clone()));
                 }
                 return;
@@ -310,6 +323,61 @@ fn send(write: Write, result: Result<Done, Failure>, commit_failure: Option<&str
         (write, Err(failure)) => write.fail(failure.into_store_error()),
         (write, Ok(_)) => write.fail(StoreError::Internal("mismatched write result".into())),
     }
+}
+
+fn is_insert(write: &Write) -> bool {
+    matches!(write, Write::Insert { .. })
+}
+
+/// Runs consecutive insert requests with one set of statements ([`insert_together`]) inside
+/// one savepoint. If those statements fail, they are rolled back and the requests run again
+/// one at a time, each in its own savepoint, so one request's failure stays its own. The outer
+/// error means the transaction is unusable.
+async fn run_inserts_together(
+    transaction: &mut PgTransaction<'static>,
+    batch: &[Write],
+    head: &mut i64,
+    stored: &mut Vec<StoredEvent>,
+) -> Result<Vec<Result<Done, Failure>>, sqlx_core::Error> {
+    let requests: Vec<(&[InsertRecord], BatchMode)> = batch
+        .iter()
+        .filter_map(|write| match write {
+            Write::Insert { records, mode, .. } => Some((records.as_slice(), *mode)),
+            Write::Patch { .. } | Write::Import { .. } => None,
+        })
+        .collect();
+    if requests.len() == batch.len() {
+        transaction.execute("SAVEPOINT tfr_together").await?;
+        let before = *head;
+        let stored_before = stored.len();
+        match insert_together(transaction, &requests, head, stored).await {
+            Ok(results) => {
+                transaction
+                    .execute("RELEASE SAVEPOINT tfr_together")
+                    .await?;
+                return Ok(results);
+            }
+            Err(failure) => {
+                tracing::debug!(
+                    ?failure,
+                    "inserts together failed; running them one at a time"
+                );
+                transaction
+                    .execute("ROLLBACK TO SAVEPOINT tfr_together")
+                    .await?;
+                transaction
+                    .execute("RELEASE SAVEPOINT tfr_together")
+                    .await?;
+                *head = before;
+                stored.truncate(stored_before);
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for write in batch {
+        results.push(run_in_savepoint(transaction, write, head, stored).await?);
+    }
+    Ok(results)
 }
 
 /// Runs one request inside a savepoint: on failure it is rolled back alone (and run once more
@@ -462,6 +530,114 @@ fn repeat_or_conflict(
     }
 }
 
+/// What is already stored about a set of records: the events holding their idempotency keys
+/// (with their digests) and the keyless events they may re-import (`import:<id>` keys).
+/// Deciding records' outcomes adds the events they create, so a key seen earlier counts as
+/// stored.
+struct Known {
+    by_key: HashMap<String, (String, Event)>,
+    keyless: HashMap<EventId, Event>,
+}
+
+impl Known {
+    /// Reads what the store holds about `records`, in at most three statements.
+    async fn load(
+        transaction: &mut PgTransaction<'static>,
+        records: &[&InsertRecord],
+    ) -> Result<Self, Failure> {
+        let keys: Vec<String> = records
+            .iter()
+            .filter_map(|record| record.event.idempotency_key.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let exported: Vec<Uuid> = records
+            .iter()
+            .filter_map(|record| record.imported_from().map(|id| id.as_uuid()))
+            .collect();
+        // A retry (same digest) needs no diff; only events a record must be compared with
+        // field by field (another digest: a re-imported export, or a conflict) are read with
+        // theirs.
+        let mut by_key = load_by_keys(transaction, keys, false).await?;
+        let compared: Vec<String> = records
+            .iter()
+            .filter_map(|record| {
+                let key = record.event.idempotency_key.as_ref()?;
+                let (digest, _) = by_key.get(key)?;
+                (*digest != record.content_digest).then(|| key.clone())
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        by_key.extend(load_by_keys(transaction, compared, true).await?);
+        let keyless = load_keyless(transaction, exported).await?;
+        Ok(Self { by_key, keyless })
+    }
+
+    /// Decides the outcome of each record of one request, in order, numbering new events
+    /// after `next`. Returns the outcomes and the events to store; in all-or-nothing mode a
+    /// conflict stores nothing, and then neither `next` nor what is known changes.
+    fn decide<'a>(
+        &mut self,
+        records: &'a [InsertRecord],
+        mode: BatchMode,
+        next: &mut i64,
+    ) -> (Vec<InsertOutcome>, Vec<(i64, &'a InsertRecord)>) {
+        let mut added_keys: HashMap<&str, (&str, &Event)> = HashMap::new();
+        let mut added_ids: HashMap<EventId, &Event> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut fresh = Vec::new();
+        let mut position = *next;
+        for record in records {
+            let event = &record.event;
+            let repeat = event.idempotency_key.as_deref().and_then(|key| {
+                if let Some((digest, stored)) = added_keys.get(key) {
+                    return Some(repeat_or_conflict(record, digest, stored, key));
+                }
+                if let Some((digest, stored)) = self.by_key.get(key) {
+                    return Some(repeat_or_conflict(record, digest, stored, key));
+                }
+                let exported = record.imported_from()?;
+                let stored = added_ids
+                    .get(&exported)
+                    .copied()
+                    .or_else(|| self.keyless.get(&exported))?;
+                Some(repeat_or_conflict(record, "", stored, key))
+            });
+            if let Some(outcome) = repeat {
+                outcomes.push(outcome);
+                continue;
+            }
+            position += 1;
+            fresh.push((position, record));
+            match &event.idempotency_key {
+                Some(key) => {
+                    added_keys.insert(key, (&record.content_digest, event));
+                }
+                None => {
+                    added_ids.insert(event.id, event);
+                }
+            }
+            outcomes.push(InsertOutcome::Created(without_diff(event)));
+        }
+        let conflicted = outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, InsertOutcome::Conflict { .. }));
+        if mode == BatchMode::AllOrNothing && conflicted {
+            return (outcomes, Vec::new());
+        }
+        for (key, (digest, event)) in added_keys {
+            self.by_key
+                .insert(key.to_owned(), (digest.to_owned(), event.clone()));
+        }
+        for (id, event) in added_ids {
+            self.keyless.insert(id, event.clone());
+        }
+        *next = position;
+        (outcomes, fresh)
+    }
+}
+
 /// One insert request: decides each record's outcome in order (a key seen earlier in the batch
 /// counts as stored), then stores the new ones with one multi-row statement per table. In
 /// all-or-nothing mode a conflict stores nothing.
@@ -473,70 +649,57 @@ async fn insert(
     stored: &mut Vec<StoredEvent>,
 ) -> Result<Vec<InsertOutcome>, Failure> {
     check_storable(records)?;
-    let keys: Vec<String> = records
-        .iter()
-        .filter_map(|record| record.event.idempotency_key.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let exported: Vec<Uuid> = records
-        .iter()
-        .filter_map(|record| record.imported_from().map(|id| id.as_uuid()))
-        .collect();
-    // A retry (same digest) needs no diff; only events a record must be compared with field
-    // by field (another digest: a re-imported export, or a conflict) are read with theirs.
-    let mut by_key = load_by_keys(transaction, keys, false).await?;
-    let compared: Vec<String> = records
-        .iter()
-        .filter_map(|record| {
-            let key = record.event.idempotency_key.as_ref()?;
-            let (digest, _) = by_key.get(key)?;
-            (*digest != record.content_digest).then(|| key.clone())
-        })
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    by_key.extend(load_by_keys(transaction, compared, true).await?);
-    let mut keyless = load_keyless(transaction, exported).await?;
-
-    let mut outcomes = Vec::with_capacity(records.len());
-    let mut fresh = Vec::new();
+    let all: Vec<&InsertRecord> = records.iter().collect();
+    let mut known = Known::load(transaction, &all).await?;
     let mut next = *head;
-    for record in records {
-        let event = &record.event;
-        let repeat = event.idempotency_key.as_deref().and_then(|key| {
-            if let Some((digest, stored)) = by_key.get(key) {
-                return Some(repeat_or_conflict(record, digest, stored, key));
-            }
-            let stored = keyless.get(&record.imported_from()?)?;
-            Some(repeat_or_conflict(record, "", stored, key))
-        });
-        if let Some(outcome) = repeat {
-            outcomes.push(outcome);
-            continue;
-        }
-        next += 1;
-        fresh.push((next, record));
-        match &event.idempotency_key {
-            Some(key) => {
-                by_key.insert(key.clone(), (record.content_digest.clone(), event.clone()));
-            }
-            None => {
-                keyless.insert(event.id, event.clone());
-            }
-        }
-        outcomes.push(InsertOutcome::Created(without_diff(event)));
-    }
-    let conflicted = outcomes
-        .iter()
-        .any(|outcome| matches!(outcome, InsertOutcome::Conflict { .. }));
-    if mode == BatchMode::AllOrNothing && conflicted {
-        return Ok(outcomes);
-    }
+    let (outcomes, fresh) = known.decide(records, mode, &mut next);
     insert_rows(transaction, &fresh).await?;
     *head = next;
     published(&fresh, stored);
     Ok(outcomes)
+}
+
+/// Several insert requests at once, as if run one after another: one read of what is stored
+/// about all their records, each request's outcomes decided in turn (a key stored by an
+/// earlier request counts as stored), and one multi-row statement per table for all the new
+/// events. Sixty-four clients posting one event each cost a handful of statements, not
+/// sixty-four rounds of them. A request refused before storing (an instant out of range)
+/// gets its error alone; the outer error means the statements failed and nothing of them
+/// stands (the caller rolls back and runs the requests one at a time).
+async fn insert_together(
+    transaction: &mut PgTransaction<'static>,
+    requests: &[(&[InsertRecord], BatchMode)],
+    head: &mut i64,
+    stored: &mut Vec<StoredEvent>,
+) -> Result<Vec<Result<Done, Failure>>, Failure> {
+    let checked: Vec<Result<(), Failure>> = requests
+        .iter()
+        .map(|(records, _)| check_storable(records))
+        .collect();
+    let all: Vec<&InsertRecord> = requests
+        .iter()
+        .zip(&checked)
+        .filter(|(_, check)| check.is_ok())
+        .flat_map(|((records, _), _)| records.iter())
+        .collect();
+    let mut known = Known::load(transaction, &all).await?;
+    let mut next = *head;
+    let mut fresh = Vec::new();
+    let mut results = Vec::with_capacity(requests.len());
+    for ((records, mode), check) in requests.iter().zip(checked) {
+        results.push(match check {
+            Ok(()) => {
+                let (outcomes, new) = known.decide(records, *mode, &mut next);
+                fresh.extend(new);
+                Ok(Done::Insert(outcomes))
+            }
+            Err(failure) => Err(failure),
+        });
+    }
+    insert_rows(transaction, &fresh).await?;
+    *head = next;
+    published(&fresh, stored);
+    Ok(results)
 }
 
 /// Stores events exactly as given, skipping those whose id or key is already stored.
@@ -781,4 +944,86 @@ async fn patch_event(
     let seqs = vec![seq; tags.len()];
     insert_tags(transaction, tags, seqs).await?;
     Ok(Some(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tfr_store::conformance::record;
+
+    fn keyed(title: &str, key: &str) -> InsertRecord {
+        record(&json!({"title": title, "system": "api", "author": "ana", "idempotency_key": key}))
+    }
+
+    fn empty() -> Known {
+        Known {
+            by_key: HashMap::new(),
+            keyless: HashMap::new(),
+        }
+    }
+
+    fn kinds(outcomes: &[InsertOutcome]) -> Vec<&'static str> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                InsertOutcome::Created(_) => "created",
+                InsertOutcome::Duplicate(_) => "duplicate",
+                InsertOutcome::Conflict { .. } => "conflict",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_decided_together_see_the_keys_earlier_ones_store() {
+        let mut known = empty();
+        let mut next = 10;
+        let first = [keyed("a", "k1"), keyed("b", "k2")];
+        let (outcomes, fresh) = known.decide(&first, BatchMode::Independent, &mut next);
+        assert_eq!(kinds(&outcomes), ["created", "created"]);
+        assert_eq!(
+            fresh.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+            [11, 12]
+        );
+        assert_eq!(next, 12);
+
+        // A retry of k1 (same content), a conflict on k2, and a new key.
+        let second = [keyed("a", "k1"), keyed("other", "k2"), keyed("c", "k3")];
+        let (outcomes, fresh) = known.decide(&second, BatchMode::Independent, &mut next);
+        assert_eq!(kinds(&outcomes), ["duplicate", "conflict", "created"]);
+        assert_eq!(fresh.iter().map(|(at, _)| *at).collect::<Vec<_>>(), [13]);
+        assert_eq!(next, 13);
+    }
+
+    #[test]
+    fn an_all_or_nothing_request_that_conflicts_leaves_nothing_behind() {
+        let mut known = empty();
+        let mut next = 0;
+        let stored = [keyed("a", "taken")];
+        known.decide(&stored, BatchMode::Independent, &mut next);
+
+        // New key `fresh`, then a conflict on `taken`: nothing of this request stands...
+        let refused = [keyed("n", "fresh"), keyed("other", "taken")];
+        let (outcomes, fresh) = known.decide(&refused, BatchMode::AllOrNothing, &mut next);
+        assert_eq!(kinds(&outcomes), ["created", "conflict"]);
+        assert!(fresh.is_empty());
+        assert_eq!(next, 1, "no position is taken");
+
+        // ...so the next request's `fresh`, with other content, is created, not a conflict.
+        let later = [keyed("m", "fresh")];
+        let (outcomes, fresh) = known.decide(&later, BatchMode::AllOrNothing, &mut next);
+        assert_eq!(kinds(&outcomes), ["created"]);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(next, 2);
+    }
+
+    #[test]
+    fn a_key_repeated_inside_one_request_is_a_duplicate() {
+        let mut known = empty();
+        let mut next = 0;
+        let request = [keyed("a", "k"), keyed("a", "k"), keyed("b", "k")];
+        let (outcomes, fresh) = known.decide(&request, BatchMode::Independent, &mut next);
+        assert_eq!(kinds(&outcomes), ["created", "duplicate", "conflict"]);
+        assert_eq!(fresh.len(), 1);
+    }
 }
