@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "batched_indexing",
         include_str!("../migrations/0004_batched_indexing.sql"),
     ),
+    (
+        5,
+        "rollup_levels",
+        include_str!("../migrations/0005_rollup_levels.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations (`'tfr_migr'` in ASCII). Advisory locks are per

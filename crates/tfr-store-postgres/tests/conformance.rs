@@ -74,7 +74,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_all(&mut connection)
         .await
         .expect("schema_migrations");
-    assert_eq!(applied, [1, 2, 3, 4], "each migration applied once");
+    assert_eq!(applied, [1, 2, 3, 4, 5], "each migration applied once");
     for store in &stores {
         store.ping().await.expect("ping");
     }
@@ -164,6 +164,30 @@ async fn rollups_count_events_stored_before_their_migration() {
             count("2026-11-01T10:00:00Z", None, 1),
             count("2026-11-01T10:00:00Z", Some("video"), 1),
             count("2026-11-01T10:15:00Z", None, 1),
+        ]
+    );
+    // The hourly and daily rollups of migration 5 start from what the quarters counted: days
+    // from 1969-12-31, from 1970 to the day of the events, and that day.
+    let starts = [
+        ts("1969-12-31T00:00:00Z"),
+        ts("1970-01-01T00:00:00Z"),
+        ts("2026-11-01T00:00:00Z"),
+    ];
+    let by_day = store
+        .bucket_counts(&all, Some(tfr_core::stats::GroupField::Team), &starts)
+        .await
+        .expect("bucket counts");
+    let bucket = |bucket: usize, group: Option<&str>, count: u64| tfr_store::BucketCount {
+        bucket,
+        group: group.map(str::to_owned),
+        count,
+    };
+    assert_eq!(
+        by_day,
+        [
+            bucket(0, None, 1),
+            bucket(2, None, 2),
+            bucket(2, Some("video"), 1)
         ]
     );
     store.shutdown().await.expect("shutdown");

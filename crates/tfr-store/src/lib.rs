@@ -13,6 +13,7 @@ use tfr_core::stats::GroupField;
 use tfr_core::token::Scope;
 use tfr_core::{Event, EventId, EventPatch, NewEvent, ValidationError};
 
+pub mod buckets;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
