@@ -194,7 +194,7 @@ impl PostgresStore {
         let stream_tasks =
             StreamTasks::start(listen_pool.clone(), pool.clone(), head, Arc::clone(&feed));
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(writer::run(pool.clone(), receiver, feed));
+        tokio::spawn(writer::run(pool.clone(), receiver, feed, head));
         Ok(Self {
             pool,
             listen_pool,

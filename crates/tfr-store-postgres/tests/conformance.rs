@@ -413,3 +413,53 @@ async fn import_keeps_ids_and_stores_nothing_twice() {
         .expect("empty insert");
     store.shutdown().await.expect("shutdown");
 }
+
+/// A history loaded faster than autovacuum looks gets planner statistics all the same: the
+/// writer analyses `events` once the stream head passes 1,000 (and each time it doubles).
+#[tokio::test]
+async fn a_fast_growing_history_is_analysed() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let store = open(&database).await;
+    let mut connection = admin_connection(&database).await;
+    let analysed = "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables \
+                    WHERE relname = 'events'";
+    let base = ts("2026-11-01T00:00:00Z");
+    let batch = |from: i64| -> Vec<InsertRecord> {
+        (from..from + 500)
+            .map(|n| {
+                let at = base + jiff::SignedDuration::from_secs(n);
+                record(&minimal(&format!("event {n}"), at))
+            })
+            .collect()
+    };
+    store
+        .insert(batch(0), BatchMode::Independent)
+        .await
+        .expect("insert");
+    let before: bool = query_scalar(analysed)
+        .fetch_one(&mut connection)
+        .await
+        .expect("pg_stat_user_tables");
+    assert!(!before, "500 events are not analysed");
+    for from in [500, 1000] {
+        store
+            .insert(batch(from), BatchMode::Independent)
+            .await
+            .expect("insert");
+    }
+    let mut done = false;
+    for _ in 0..100 {
+        done = query_scalar(analysed)
+            .fetch_one(&mut connection)
+            .await
+            .expect("pg_stat_user_tables");
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "1,500 events were never analysed");
+    store.shutdown().await.expect("shutdown");
+}
