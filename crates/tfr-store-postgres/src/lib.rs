@@ -134,8 +134,8 @@ type Relay = ();
 /// The options the pools connect with: through a [`relay::Relay`] that sets `TCP_NODELAY`
 /// when the server is reached over TCP (and the relay can start), else `connect` itself.
 #[cfg(unix)]
-fn relayed(connect: PgConnectOptions) -> (Option<Relay>, PgConnectOptions) {
-    match relay::Relay::start(&connect) {
+fn relayed(connect: PgConnectOptions, patience: Duration) -> (Option<Relay>, PgConnectOptions) {
+    match relay::Relay::start(&connect, patience) {
         Ok(Some((relay, relayed))) => (Some(relay), relayed),
         Ok(None) => (None, connect),
         Err(error) => {
@@ -146,7 +146,7 @@ fn relayed(connect: PgConnectOptions) -> (Option<Relay>, PgConnectOptions) {
 }
 
 #[cfg(not(unix))]
-fn relayed(connect: PgConnectOptions) -> (Option<Relay>, PgConnectOptions) {
+fn relayed(connect: PgConnectOptions, _patience: Duration) -> (Option<Relay>, PgConnectOptions) {
     (None, connect)
 }
 
@@ -175,7 +175,7 @@ impl PostgresStore {
                 return Err(OpenError::Connect(sqlx_core::Error::PoolTimedOut));
             }
         }
-        let (relay, connect) = relayed(connect);
+        let (relay, connect) = relayed(connect, options.acquire_timeout);
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(options.acquire_timeout)
@@ -300,10 +300,10 @@ impl PostgresStore {
     ) -> StoreResult<Vec<QuarterCount>> {
         let condition = sql::compile(filter);
         let group_column = group.map_or("NULL::text", group_column);
-        // Exact numeric arithmetic and floor, so that instants before 1970 fall in the right
-        // quarter.
+        // Exact microseconds and floor division (migration 5), as the rollups count them, so
+        // that instants before 1970 fall in the right quarter.
         let text = format!(
-            "SELECT floor(extract(epoch FROM e.occurred_at) * 1000000 / {QUARTER_MICROS})::int8, \
+            "SELECT tfr_floor_div(tfr_micros(e.occurred_at), {QUARTER_MICROS}), \
              {group_column}, count(*) FROM events e WHERE {} GROUP BY 1, 2",
             condition.where_sql()
         );

@@ -16,11 +16,14 @@
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sqlx_postgres::PgConnectOptions;
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// A listening relay; stops listening and removes its socket when dropped. Connections already
 /// relayed end when either side closes them.
@@ -32,12 +35,20 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay to the TCP server `options` name, and returns it with the options that
     /// connect through it. `None` if `options` already name a Unix socket.
-    pub fn start(options: &PgConnectOptions) -> io::Result<Option<(Self, PgConnectOptions)>> {
+    /// A connection the server refuses is tried again for up to `patience`.
+    pub fn start(
+        options: &PgConnectOptions,
+        patience: Duration,
+    ) -> io::Result<Option<(Self, PgConnectOptions)>> {
         if options.get_socket().is_some() || options.get_host().starts_with('/') {
             return Ok(None);
         }
-        let host = options.get_host().to_owned();
         let port = options.get_port();
+        let target = Target {
+            host: options.get_host().to_owned(),
+            port,
+            patience,
+        };
         let directory = private_directory()?;
         // sqlx connects to `<socket directory>/.s.PGSQL.<port>`, as libpq does.
         let listener = match UnixListener::bind(directory.join(format!(".s.PGSQL.{port}"))) {
@@ -47,7 +58,7 @@ impl Relay {
                 return Err(error);
             }
         };
-        let accept = tokio::spawn(accept_loop(listener, host, port));
+        let accept = tokio::spawn(accept_loop(listener, target));
         let relayed = options.clone().socket(&directory);
         Ok(Some((Self { directory, accept }, relayed)))
     }
@@ -77,11 +88,44 @@ fn private_directory() -> io::Result<PathBuf> {
     Ok(directory)
 }
 
-async fn accept_loop(listener: UnixListener, host: String, port: u16) {
+/// Where the relay connects, and for how long it keeps trying.
+struct Target {
+    host: String,
+    port: u16,
+    patience: Duration,
+}
+
+/// Connects to the server, trying again while it refuses for up to `patience` (the pool's
+/// acquire timeout): the pool would do the same with a direct connection refused while the
+/// server restarts, but through the relay it sees only a closed socket, which it does not
+/// retry. Each attempt is bounded by what is left of `patience`, so a server that drops
+/// packets does not hold the relay for the system's two-minute connect timeout.
+async fn connect(target: &Target) -> Option<TcpStream> {
+    let deadline = Instant::now() + target.patience;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let address = (target.host.as_str(), target.port);
+        let error = match tokio::time::timeout(left, TcpStream::connect(address)).await {
+            Ok(Ok(remote)) => return Some(remote),
+            Ok(Err(error)) => error,
+            Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+        };
+        if error.kind() != io::ErrorKind::ConnectionRefused || Instant::now() + pause >= deadline {
+            tracing::warn!(%error, host = %target.host, port = target.port, "cannot connect to PostgreSQL");
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+async fn accept_loop(listener: UnixListener, target: Target) {
+    let target = Arc::new(target);
     loop {
         match listener.accept().await {
             Ok((local, _)) => {
-                tokio::spawn(relay(local, host.clone(), port));
+                tokio::spawn(relay(local, Arc::clone(&target)));
             }
             Err(error) => {
                 // Out of file descriptors, say: the pool's connect fails and retries.
@@ -92,14 +136,10 @@ async fn accept_loop(listener: UnixListener, host: String, port: u16) {
     }
 }
 
-async fn relay(mut local: UnixStream, host: String, port: u16) {
-    let mut remote = match TcpStream::connect((host.as_str(), port)).await {
-        Ok(remote) => remote,
-        Err(error) => {
-            // sqlx sees the connection close; the reason is here.
-            tracing::warn!(%error, %host, port, "cannot connect to PostgreSQL");
-            return;
-        }
+async fn relay(mut local: UnixStream, target: Arc<Target>) {
+    let Some(mut remote) = connect(&target).await else {
+        // sqlx sees the connection close (and its pool retries, or answers unavailable).
+        return;
     };
     if let Err(error) = remote.set_nodelay(true) {
         tracing::warn!(%error, "cannot set TCP_NODELAY on the PostgreSQL connection");
@@ -118,7 +158,11 @@ mod tests {
     #[test]
     fn a_unix_socket_needs_no_relay() {
         let options = PgConnectOptions::from_str("postgres://u@localhost/db?host=/run/pg").unwrap();
-        assert!(Relay::start(&options).unwrap().is_none());
+        assert!(
+            Relay::start(&options, Duration::from_secs(1))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -126,7 +170,9 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = server.local_addr().unwrap().port();
         let options = PgConnectOptions::new().host("127.0.0.1").port(port);
-        let (relay, relayed) = Relay::start(&options).unwrap().unwrap();
+        let (relay, relayed) = Relay::start(&options, Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
         let directory = relayed.get_socket().unwrap().clone();
         let path = directory.join(format!(".s.PGSQL.{port}"));
         let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -150,5 +196,52 @@ mod tests {
         drop(relay);
         assert!(!directory.exists());
         assert!(UnixStream::connect(&path).await.is_err());
+    }
+
+    /// A free port on loopback, with nothing listening on it.
+    async fn refusing_port() -> u16 {
+        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        probe.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_server_that_refuses_for_a_moment_is_waited_for() {
+        let port = refusing_port().await;
+        let options = PgConnectOptions::new().host("127.0.0.1").port(port);
+        let (_relay, relayed) = Relay::start(&options, Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        let path = relayed
+            .get_socket()
+            .unwrap()
+            .join(format!(".s.PGSQL.{port}"));
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        client.write_all(b"hello").await.unwrap();
+        // The server comes up a little later, as after a restart.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let server = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let (mut accepted, _) = server.accept().await.unwrap();
+        let mut greeting = [0_u8; 5];
+        accepted.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(&greeting, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_refusing_closes_the_connection() {
+        let port = refusing_port().await;
+        let options = PgConnectOptions::new().host("127.0.0.1").port(port);
+        let (_relay, relayed) = Relay::start(&options, Duration::from_millis(200))
+            .unwrap()
+            .unwrap();
+        let path = relayed
+            .get_socket()
+            .unwrap()
+            .join(format!(".s.PGSQL.{port}"));
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        let mut buffer = [0_u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer))
+            .await
+            .expect("the relay gives up within its patience");
+        assert_eq!(read.unwrap(), 0, "closed, nothing sent");
     }
 }

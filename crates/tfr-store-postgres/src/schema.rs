@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollup_levels",
         include_str!("../migrations/0005_rollup_levels.sql"),
     ),
+    (
+        6,
+        "search_statistics",
+        include_str!("../migrations/0006_search_statistics.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations (`'tfr_migr'` in ASCII). Advisory locks are per

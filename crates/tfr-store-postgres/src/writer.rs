@@ -254,7 +254,10 @@ async fn commit_group(pool: &PgPool, group: Vec<Write>, feed: &LocalFeed) -> Opt
                 .map(|result| vec![result])
         };
         match ran {
-            Ok(ran) => results.extend(batch.into_iter().zip(ran)),
+            Ok(ran) => {
+                debug_assert_eq!(ran.len(), batch.len(), "one result per request");
+                results.extend(batch.into_iter().zip(ran));
+            }
             Err(error) => {
                 // The savepoint itself failed: the connection or the transaction is gone, and
                 // nothing of this group will commit.
@@ -296,7 +299,8 @@ const ANALYZE_FROM: i64 = 1_000;
 /// a bulk load the planner still believed `events` small, and `last system:X kind:Y` read
 /// both indexes and sorted thousands of events (15 ms at 30,000 events) instead of walking
 /// the time index backwards (0.07 ms). Each time the stream head doubles (from
-/// [`ANALYZE_FROM`] on), this node runs `ANALYZE` once, off the write path.
+/// [`ANALYZE_FROM`] on), this node runs `ANALYZE` once, off the write path, on a connection
+/// of the pool idle at that moment (if none is, after a later commit).
 struct Statistics {
     analyzed_at: i64,
 }
@@ -310,6 +314,10 @@ impl Statistics {
 
     fn committed(&mut self, pool: &PgPool, head: i64) {
         if head < ANALYZE_FROM || head < self.analyzed_at.saturating_mul(2) {
+            return;
+        }
+        if pool.num_idle() == 0 {
+            // Every connection is serving requests: not now, after a later commit.
             return;
         }
         self.analyzed_at = head;
