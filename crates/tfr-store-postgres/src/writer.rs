@@ -339,19 +339,19 @@ async fn finish(
     if created == 0 {
         return Ok(());
     }
-    query("UPDATE counters SET value = value + $1 WHERE name = 'events'")
-        .bind(created)
-        .execute(&mut **transaction)
-        .await?;
-    query("UPDATE counters SET value = $1 WHERE name = 'stream_head'")
-        .bind(head)
-        .execute(&mut **transaction)
-        .await?;
-    query("SELECT pg_notify($1, $2)")
-        .bind(STREAM_CHANNEL)
-        .bind(head.to_string())
-        .execute(&mut **transaction)
-        .await?;
+    // One statement, one round trip: PostgreSQL runs the updates in `WITH` whether or not
+    // the query reads them.
+    query(
+        "WITH stored AS (UPDATE counters SET value = value + $1 WHERE name = 'events'), \
+              head AS (UPDATE counters SET value = $2 WHERE name = 'stream_head') \
+         SELECT pg_notify($3, $4)",
+    )
+    .bind(created)
+    .bind(head)
+    .bind(STREAM_CHANNEL)
+    .bind(head.to_string())
+    .execute(&mut **transaction)
+    .await?;
     Ok(())
 }
 
