@@ -198,6 +198,17 @@ mod tests {
         assert!(UnixStream::connect(&path).await.is_err());
     }
 
+    /// A relay to `port` on loopback, and a connection through it.
+    async fn relayed_client(port: u16, patience: Duration) -> (Relay, UnixStream) {
+        let options = PgConnectOptions::new().host("127.0.0.1").port(port);
+        let (relay, relayed) = Relay::start(&options, patience).unwrap().unwrap();
+        let path = relayed
+            .get_socket()
+            .unwrap()
+            .join(format!(".s.PGSQL.{port}"));
+        (relay, UnixStream::connect(&path).await.unwrap())
+    }
+
     /// A free port on loopback, with nothing listening on it.
     async fn refusing_port() -> u16 {
         let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -207,15 +218,7 @@ mod tests {
     #[tokio::test]
     async fn a_server_that_refuses_for_a_moment_is_waited_for() {
         let port = refusing_port().await;
-        let options = PgConnectOptions::new().host("127.0.0.1").port(port);
-        let (_relay, relayed) = Relay::start(&options, Duration::from_secs(5))
-            .unwrap()
-            .unwrap();
-        let path = relayed
-            .get_socket()
-            .unwrap()
-            .join(format!(".s.PGSQL.{port}"));
-        let mut client = UnixStream::connect(&path).await.unwrap();
+        let (_relay, mut client) = relayed_client(port, Duration::from_secs(5)).await;
         client.write_all(b"hello").await.unwrap();
         // The server comes up a little later, as after a restart.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -229,15 +232,7 @@ mod tests {
     #[tokio::test]
     async fn a_server_that_keeps_refusing_closes_the_connection() {
         let port = refusing_port().await;
-        let options = PgConnectOptions::new().host("127.0.0.1").port(port);
-        let (_relay, relayed) = Relay::start(&options, Duration::from_millis(200))
-            .unwrap()
-            .unwrap();
-        let path = relayed
-            .get_socket()
-            .unwrap()
-            .join(format!(".s.PGSQL.{port}"));
-        let mut client = UnixStream::connect(&path).await.unwrap();
+        let (_relay, mut client) = relayed_client(port, Duration::from_millis(200)).await;
         let mut buffer = [0_u8; 1];
         let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer))
             .await

@@ -275,8 +275,7 @@ pub fn bucket_counts_from_quarters(
     starts: &[Timestamp],
 ) -> Vec<BucketCount> {
     let start_micros: Vec<i64> = starts.iter().map(|s| s.as_microsecond()).collect();
-    let mut sums: std::collections::BTreeMap<(usize, Option<String>), u64> =
-        std::collections::BTreeMap::new();
+    let mut sums = buckets::Sums::default();
     for count in quarters {
         let at = tfr_core::stats::quarter_start(count.quarter).as_microsecond();
         let Some(bucket) = start_micros
@@ -285,16 +284,9 @@ pub fn bucket_counts_from_quarters(
         else {
             continue;
         };
-        *sums.entry((bucket, count.group)).or_default() += count.count;
+        sums.add(bucket, count.group, count.count);
     }
-    sums.into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|((bucket, group), count)| BucketCount {
-            bucket,
-            group,
-            count,
-        })
-        .collect()
+    sums.into_counts()
 }
 
 /// A value of a field and how many events have it.
