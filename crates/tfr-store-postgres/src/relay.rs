@@ -82,6 +82,7 @@ fn private_directory() -> io::Result<PathBuf> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
+    remove_abandoned(&std::env::temp_dir());
     let directory = std::env::temp_dir().join(name);
     // `create`, not `create_all`: an existing path (someone else's) is an error, never reused.
     std::fs::DirBuilder::new().mode(0o700).create(&directory)?;
@@ -118,6 +119,46 @@ async fn connect(target: &Target) -> Option<TcpStream> {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
     }
+}
+
+/// Removes the directories of relays whose process is gone (killed, so never dropped): on
+/// Linux, a `tfr-pg-<pid>-…` directory whose pid has no `/proc` entry and whose socket no
+/// longer answers (the pid may be of another pid namespace sharing the directory).
+/// Directories of other users stay (removing them fails, quietly), and so does anything else
+/// in `parent`.
+fn remove_abandoned(parent: &std::path::Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("tfr-pg-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new("/proc").join(pid.to_string()).exists() || listening(&entry.path())
+        {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+/// Whether a socket in `directory` accepts connections.
+fn listening(directory: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .any(|entry| std::os::unix::net::UnixStream::connect(entry.path()).is_ok())
 }
 
 async fn accept_loop(listener: UnixListener, target: Target) {
@@ -196,6 +237,30 @@ mod tests {
         drop(relay);
         assert!(!directory.exists());
         assert!(UnixStream::connect(&path).await.is_err());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn directories_of_dead_relays_are_removed() {
+        let parent = std::env::temp_dir().join(format!("tfr-relay-test-{}", std::process::id()));
+        std::fs::create_dir_all(&parent).unwrap();
+        // pid_max is at most 2^22: this pid cannot be running.
+        let dead = parent.join("tfr-pg-4194305-0-1");
+        let alive = parent.join(format!("tfr-pg-{}-0-2", std::process::id()));
+        // Of a pid this namespace does not see, but listening: kept.
+        let elsewhere = parent.join("tfr-pg-4194306-0-3");
+        let other = parent.join("tfr-data");
+        for directory in [&dead, &alive, &elsewhere, &other] {
+            std::fs::create_dir_all(directory).unwrap();
+        }
+        let gone = std::os::unix::net::UnixListener::bind(dead.join(".s.PGSQL.5432")).unwrap();
+        drop(gone);
+        let _listening =
+            std::os::unix::net::UnixListener::bind(elsewhere.join(".s.PGSQL.5432")).unwrap();
+        remove_abandoned(&parent);
+        assert!(!dead.exists());
+        assert!(alive.exists() && elsewhere.exists() && other.exists());
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 
     /// A relay to `port` on loopback, and a connection through it.
