@@ -645,22 +645,16 @@ impl Store for PostgresStore {
         if starts.is_empty() {
             return Ok(Vec::new());
         }
-        if !filter.query.is_empty() || starts.windows(2).any(|pair| pair[0] > pair[1]) {
-            // Not a histogram's buckets: keep to the definition, whatever it makes of them.
-            let quarters = self.quarter_counts(filter, group).await?;
-            return Ok(bucket_counts_from_quarters(quarters, starts));
-        }
+        let plan = match Plan::of_buckets(filter, starts) {
+            Some(plan) if filter.query.is_empty() => plan,
+            _ => {
+                let quarters = self.quarter_counts(filter, group).await?;
+                return Ok(bucket_counts_from_quarters(quarters, starts));
+            }
+        };
         self.check_open()?;
-        let last = jiff::Timestamp::MAX.as_microsecond();
-        let plan = Plan::new(filter, starts, last.saturating_add(1));
         let mut sums = Sums::default();
-        let instant = |micros: i64| jiff::Timestamp::from_microsecond(micros).ok();
-        for &(start, end, bucket) in &plan.scans {
-            let edge = EventFilter {
-                from: instant(start),
-                to: if end > last { None } else { instant(end) },
-                ..filter.clone()
-            };
+        for (edge, bucket) in plan.scan_filters(filter) {
             for count in self.scan_quarter_counts(&edge, group).await? {
                 sums.add(bucket, count.group, count.count);
             }

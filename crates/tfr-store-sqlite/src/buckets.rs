@@ -21,23 +21,14 @@ pub(crate) fn rollup_bucket_counts(
     group: Option<GroupField>,
     starts: &[Timestamp],
 ) -> rusqlite::Result<Vec<BucketCount>> {
-    if starts.windows(2).any(|pair| pair[0] > pair[1]) {
-        // Not a histogram's buckets: keep to the definition, whatever it makes of them.
+    let Some(plan) = Plan::of_buckets(filter, starts) else {
         return Ok(bucket_counts_from_quarters(
             rollup_quarter_counts(connection, filter, group)?,
             starts,
         ));
-    }
-    let last = Timestamp::MAX.as_microsecond();
-    let plan = Plan::new(filter, starts, last.saturating_add(1));
+    };
     let mut sums = Sums::default();
-    let instant = |micros: i64| Timestamp::from_microsecond(micros).ok();
-    for &(start, end, bucket) in &plan.scans {
-        let edge = EventFilter {
-            from: instant(start),
-            to: if end > last { None } else { instant(end) },
-            ..filter.clone()
-        };
+    for (edge, bucket) in plan.scan_filters(filter) {
         for count in scan_quarter_counts(connection, &edge, group)? {
             sums.add(bucket, count.group, count.count);
         }

@@ -27,6 +27,18 @@ async fn conformance_suite() {
     .await;
 }
 
+/// Numbers below a bound from a small linear congruential generator seeded with `seed`: the
+/// same cases on every run.
+fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |below| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) % below
+    }
+}
+
 fn now() -> Timestamp {
     ts("2026-11-06T00:00:00Z")
 }
@@ -702,14 +714,9 @@ async fn bucket_counts_equal_the_definition_for_any_boundaries() {
     use tfr_core::stats::GroupField;
     let dir = TempDir::new().expect("a temporary directory");
     let store = open(dir.path());
-    // A small linear congruential generator: the same cases on every run.
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move |below: i64| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        i64::try_from((state >> 11) % u64::try_from(below).unwrap_or(1)).unwrap_or(0)
-    };
+    let mut draw = numbers(0x2545_f491_4f6c_dd1d);
+    let mut next =
+        move |below: i64| i64::try_from(draw(u64::try_from(below).unwrap_or(1))).unwrap_or(0);
     let origin = -3 * 86_400_000_000_i64; // 1969-12-29
     let span = 40 * 86_400_000_000_i64;
     let mut records = Vec::new();
@@ -798,13 +805,7 @@ async fn text_pages_newest_first_equal_oldest_first_reversed() {
     use tfr_store::{EventFilter, Order, PageRequest};
     let dir = TempDir::new().expect("a temporary directory");
     let store = open(dir.path());
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move |below: u64| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 11) % below
-    };
+    let mut next = numbers(0x9e37_79b9_7f4a_7c15);
     let start = ts("2026-01-01T00:00:00Z").as_microsecond();
     let mut records = Vec::new();
     for i in 0..9_000_i64 {

@@ -92,7 +92,7 @@ impl Plan {
         push(quarters, end_hour * QUARTERS_PER_HOUR, end_quarter, bucket);
     }
 
-    /// The plan of every bucket. Counting is by quarter ([`bucket_counts_from_quarters`]), so
+    /// The plan of every bucket. Counting is by quarter ([`crate::bucket_counts_from_quarters`]), so
     /// a bucket starts at its start rounded up to a quarter, and not before the filter's
     /// `from`; it ends where the next starts, the last at the filter's `to` (`end`: past the
     /// last representable instant when there is none).
@@ -110,6 +110,35 @@ impl Plan {
             plan.add_bucket(bucket, lo, hi);
         }
         plan
+    }
+
+    /// The plan of histogram buckets `starts` under `filter`, to the end of time when the
+    /// filter has no `to`; `None` when `starts` are not ascending (not a histogram's buckets:
+    /// keep to the definition, whatever it makes of them).
+    pub fn of_buckets(filter: &EventFilter, starts: &[Timestamp]) -> Option<Self> {
+        if starts.windows(2).any(|pair| pair[0] > pair[1]) {
+            return None;
+        }
+        let end = Timestamp::MAX.as_microsecond().saturating_add(1);
+        Some(Self::new(filter, starts, end))
+    }
+
+    /// The partial quarters to count from the events ([`Plan::scans`]), each as `filter`
+    /// narrowed to it, with its bucket.
+    pub fn scan_filters<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+    ) -> impl Iterator<Item = (EventFilter, usize)> + 'a {
+        let last = Timestamp::MAX.as_microsecond();
+        let instant = |micros: i64| Timestamp::from_microsecond(micros).ok();
+        self.scans.iter().map(move |&(start, end, bucket)| {
+            let edge = EventFilter {
+                from: instant(start),
+                to: if end > last { None } else { instant(end) },
+                ..filter.clone()
+            };
+            (edge, bucket)
+        })
     }
 }
 
