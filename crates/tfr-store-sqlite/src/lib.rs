@@ -8,6 +8,7 @@
 mod admin;
 mod buckets;
 mod checkpoint;
+mod fts;
 mod records;
 mod rows;
 mod schema;
@@ -75,6 +76,8 @@ pub enum OpenError {
     Writer(std::io::Error),
     #[error("cannot start checkpointing: {0}")]
     Checkpointer(checkpoint::StartError),
+    #[error(transparent)]
+    FullText(fts::StartError),
 }
 
 /// The SQLite implementation of [`Store`].
@@ -84,6 +87,8 @@ pub struct SqliteStore {
     closed: AtomicBool,
     stream: broadcast::Sender<Arc<StoredEvent>>,
     read_slots: tokio::sync::Semaphore,
+    /// Builds the full-text index behind the writer; stopped at shutdown or drop.
+    indexer: Mutex<Option<fts::Indexer>>,
 }
 
 impl SqliteStore {
@@ -113,10 +118,13 @@ impl SqliteStore {
             path: path.clone(),
             source,
         })?;
+        let index_path = data_dir.join(fts::FTS_FILE);
+        let indexer = fts::start(&path, &index_path).map_err(OpenError::FullText)?;
         let checkpointer =
             Checkpointer::start(&path, &mut connection).map_err(OpenError::Checkpointer)?;
         let readers = Arc::new(Readers {
             path: path.clone(),
+            index_path,
             idle: Mutex::new(Vec::new()),
         });
         // Open one reader now, so a file that can't be read fails at start, not at first use.
@@ -129,7 +137,8 @@ impl SqliteStore {
             .name("tfr-sqlite-writer".into())
             .spawn({
                 let stream = stream.clone();
-                move || writer::run(connection, receiver, stream, checkpointer)
+                let index = Arc::clone(indexer.progress());
+                move || writer::run(connection, receiver, stream, checkpointer, index)
             })
             .map_err(OpenError::Writer)?;
         Ok(Self {
@@ -138,6 +147,7 @@ impl SqliteStore {
             closed: AtomicBool::new(false),
             stream,
             read_slots: tokio::sync::Semaphore::new(MAX_READERS),
+            indexer: Mutex::new(Some(indexer)),
         })
     }
 
@@ -154,6 +164,56 @@ impl SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    /// Stops the full-text indexer until the store is opened again, so tests can exercise
+    /// searches of events the index does not hold. Not part of the store's API.
+    #[doc(hidden)]
+    pub fn stop_full_text_indexer(&self) {
+        let indexer = self
+            .indexer
+            .lock()
+            .ok()
+            .and_then(|mut indexer| indexer.take());
+        if let Some(mut indexer) = indexer {
+            indexer.stop();
+        }
+    }
+
+    /// Waits (up to `timeout`) until the full-text index holds every committed event and
+    /// change, so tests can exercise searches served by the index rather than by the tail.
+    /// Returns whether it did. Not part of the store's API.
+    #[doc(hidden)]
+    pub async fn wait_for_full_text(&self, timeout: std::time::Duration) -> StoreResult<bool> {
+        let progress = match self.indexer.lock() {
+            Ok(indexer) => indexer
+                .as_ref()
+                .map(|indexer| Arc::clone(indexer.progress())),
+            Err(_) => None,
+        };
+        let Some(progress) = progress else {
+            return Ok(false);
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (last_seq, last_mark) = self
+                .read(|connection| {
+                    connection.query_row(
+                        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), \
+                                (SELECT COALESCE(MAX(mark), 0) FROM fts_stale)",
+                        [],
+                        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+                    )
+                })
+                .await?;
+            if progress.indexed_through() >= last_seq && progress.stale_through() >= last_mark {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     fn check_open(&self) -> StoreResult<()> {
@@ -359,6 +419,8 @@ impl Drop for InterruptOnDrop {
 /// A pool of read-only connections.
 struct Readers {
     path: PathBuf,
+    /// The full-text index, attached to each reader (`fts.rs`).
+    index_path: PathBuf,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -369,6 +431,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;")?;
+        fts::attach(&connection, &self.index_path)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(connection)
     }
@@ -404,12 +467,13 @@ fn page_text_plan(
     let Some(text) = sql::positive_text(filter) else {
         return Ok(sql::TextPlan::Lookup);
     };
+    // The index alone: the plan only needs to know whether the words are common.
     let matches: i64 = connection
         .prepare_cached(
             "SELECT count(*) FROM \
-             (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2)",
+             (SELECT rowid FROM fts.events_fts WHERE events_fts MATCH ?1 LIMIT ?2)",
         )?
-        .query_row((text, COMMON_TEXT_MATCHES), |row| row.get(0))?;
+        .query_row((text.expression, COMMON_TEXT_MATCHES), |row| row.get(0))?;
     Ok(if matches >= COMMON_TEXT_MATCHES {
         sql::TextPlan::Probe
     } else {
@@ -595,9 +659,21 @@ impl Store for SqliteStore {
         if self.writer.send(Command::Shutdown(reply)).await.is_err() {
             return Ok(());
         }
-        answer
+        let result = answer
             .await
-            .map_err(|_| StoreError::Internal("the writer stopped during shutdown".into()))?
+            .map_err(|_| StoreError::Internal("the writer stopped during shutdown".into()))?;
+        let indexer = self
+            .indexer
+            .lock()
+            .ok()
+            .and_then(|mut indexer| indexer.take());
+        if let Some(mut indexer) = indexer {
+            // Joins the thread, which may be in the middle of a batch.
+            tokio::task::spawn_blocking(move || indexer.stop())
+                .await
+                .map_err(|e| StoreError::Internal(format!("stopping the indexer failed: {e}")))?;
+        }
+        result
     }
 
     async fn quarter_counts(

@@ -92,8 +92,8 @@ pub fn tags_text(tags: &[String]) -> String {
 
 /// Inserts a new event with its tags and diff. Returns its row number.
 ///
-/// The event is not yet searchable nor counted in the rollups: [`index_new_events`] indexes
-/// the new rows in bulk, in the same transaction.
+/// The event is not yet counted in the rollups: [`index_new_events`] counts the new rows in
+/// bulk, in the same transaction. Searches find it at once (`fts.rs`).
 pub fn insert_event(connection: &Connection, record: &InsertRecord) -> rusqlite::Result<i64> {
     let event = &record.event;
     connection
@@ -146,25 +146,18 @@ pub const ROLLUP_LEVELS: [(&str, &str, i64); 3] = [
 ];
 
 /// Adds the events with row numbers `first..=last` — all inserted with [`insert_event`] in
-/// the open transaction and not yet indexed — to the full-text index and the rollups, with one
-/// statement each (migration 4 dropped the per-row `AFTER INSERT` triggers: inside savepoints
-/// FTS5 flushed a segment per statement, and the rollups took seven upserts per event). Every
-/// path that inserts into `events` calls this before anything can patch or delete the rows
-/// (their update and delete triggers expect them indexed) and before committing. Each level
-/// of the rollups (quarter-hours, hours, days: [`ROLLUP_LEVELS`]) takes one grouped upsert;
-/// units and values are those of `rollups_delete` (migration 5). The time ranges of row
-/// number blocks (`seq_blocks`, migration 7) take one more.
+/// the open transaction and not yet indexed — to the rollups, with one statement per level
+/// (migration 4 dropped the per-row `AFTER INSERT` triggers, which took seven upserts per
+/// event). Every path that inserts into `events` calls this before anything can patch or
+/// delete the rows (their delete triggers expect them counted) and before committing. Each
+/// level of the rollups (quarter-hours, hours, days: [`ROLLUP_LEVELS`]) takes one grouped
+/// upsert; units and values are those of `rollups_delete` (migration 5). The time ranges of
+/// row number blocks (`seq_blocks`, migration 7) take one more. The full-text index is built
+/// after the commit, by its own thread (`fts.rs`).
 pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
     if first > last {
         return Ok(());
     }
-    connection
-        .prepare_cached(
-            "INSERT INTO events_fts (rowid, title, description, system, author, tags_text, version) \
-             SELECT seq, title, description, system, author, tags_text, version \
-             FROM events WHERE seq BETWEEN ?1 AND ?2",
-        )?
-        .execute([first, last])?;
     connection
         .prepare_cached(
             "INSERT INTO seq_blocks (block, min_occurred_at, max_occurred_at) \

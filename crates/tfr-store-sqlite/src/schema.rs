@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "seq_blocks",
         include_str!("../migrations/0007_seq_blocks.sql"),
     ),
+    (
+        8,
+        "fts_own_file",
+        include_str!("../migrations/0008_fts_own_file.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

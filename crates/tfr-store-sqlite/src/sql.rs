@@ -5,6 +5,8 @@ use rusqlite::types::Value;
 use tfr_core::query::{Field, Matcher, TextPattern, ValuePattern};
 use tfr_store::EventFilter;
 
+use crate::fts;
+
 /// A `WHERE` clause (without the keyword) and its parameters, in order.
 #[derive(Debug, Default)]
 pub struct Condition {
@@ -42,19 +44,45 @@ pub enum TextPlan {
     Omit,
 }
 
-/// The positive full-text terms of `filter` as one FTS5 expression (one index lookup), if any.
-pub fn positive_text(filter: &EventFilter) -> Option<String> {
-    let terms: Vec<String> = filter
+/// The positive full-text terms of `filter`, all of which an event must match.
+#[derive(Debug, Clone)]
+pub struct PositiveText {
+    /// One FTS5 expression (one index lookup).
+    pub expression: String,
+    /// The same patterns for `tfr_text_match` ([`fts::encode_patterns`]).
+    pub patterns: String,
+}
+
+impl PositiveText {
+    /// The parameters of [`fts::match_set`], in order.
+    pub fn params(&self) -> [Value; 2] {
+        [
+            Value::Text(self.expression.clone()),
+            Value::Text(self.patterns.clone()),
+        ]
+    }
+}
+
+/// The positive full-text terms of `filter`, if any.
+pub fn positive_text(filter: &EventFilter) -> Option<PositiveText> {
+    let patterns: Vec<&TextPattern> = filter
         .query
         .terms
         .iter()
         .filter(|term| !term.negated)
         .filter_map(|term| match &term.matcher {
-            Matcher::Text(pattern) => Some(fts_expression(pattern)),
+            Matcher::Text(pattern) => Some(pattern),
             _ => None,
         })
         .collect();
-    (!terms.is_empty()).then(|| terms.join(" AND "))
+    (!patterns.is_empty()).then(|| PositiveText {
+        expression: patterns
+            .iter()
+            .map(|pattern| fts_expression(pattern))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        patterns: fts::encode_patterns(patterns.iter().copied()),
+    })
 }
 
 /// The `WHERE` clause selecting the events of `filter`, over the `events` table aliased `e`.
@@ -76,23 +104,22 @@ pub fn compile_with(filter: &EventFilter, plan: TextPlan) -> Condition {
     }
     if let Some(text) = positive_text(filter) {
         let sql = match plan {
-            TextPlan::Lookup => {
-                Some("e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
-            }
-            TextPlan::Probe => {
-                Some("+e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
-            }
+            TextPlan::Lookup => Some(format!("e.seq IN ({})", fts::match_set(""))),
+            TextPlan::Probe => Some(format!("+e.seq IN ({})", fts::match_set(""))),
             TextPlan::Omit => None,
         };
         if let Some(sql) = sql {
-            condition.and(sql, [Value::Text(text)]);
+            condition.and(&sql, text.params());
         }
     }
     for term in &filter.query.terms {
         let (sql, params) = match &term.matcher {
             Matcher::Text(pattern) if term.negated => (
-                "e.seq NOT IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)".to_owned(),
-                vec![Value::Text(fts_expression(pattern))],
+                format!("e.seq NOT IN ({})", fts::match_set("")),
+                vec![
+                    Value::Text(fts_expression(pattern)),
+                    Value::Text(fts::encode_patterns([pattern])),
+                ],
             ),
             Matcher::Text(_) => continue,
             Matcher::Field { field, values } => field_condition(*field, values),
@@ -214,7 +241,8 @@ mod tests {
         let condition = compiled("system:'';DROP -tag:a'b \"x y\"");
         assert!(!condition.sql.contains("DROP"));
         assert!(!condition.sql.contains('\''));
-        assert_eq!(condition.params.len(), 3);
+        // system, tag, and the words twice: as FTS5 text and as patterns for the tail.
+        assert_eq!(condition.params.len(), 4);
     }
 
     #[test]
@@ -224,7 +252,12 @@ mod tests {
             condition.params[0],
             Value::Text("\"player\" AND \"new ui\" AND \"play\" *".into())
         );
-        assert_eq!(condition.params[1], Value::Text("\"old\"".into()));
+        assert_eq!(
+            condition.params[1],
+            Value::Text("w6:playerh6:new uip4:play".into())
+        );
+        assert_eq!(condition.params[2], Value::Text("\"old\"".into()));
+        assert_eq!(condition.params[3], Value::Text("w3:old".into()));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rusqlite::types::Value;
 use tfr_core::Event;
 use tfr_store::{EventFilter, PageRequest};
 
-use crate::{rows, sql};
+use crate::{fts, rows, sql};
 
 /// Matches read per step.
 const STEP: i64 = 256;
@@ -38,14 +38,14 @@ struct Block {
 }
 
 /// Reads one newest-first page of events matching `filter`, whose positive words are `text`
-/// (the FTS5 expression of [`sql::positive_text`]), and `extra`; resumes after the page's
+/// ([`sql::positive_text`]), and `extra`; resumes after the page's
 /// cursor. `None` when the walk gave up: read the page another way.
 pub fn newest_first(
     connection: &Connection,
     filter: &EventFilter,
     page: &PageRequest,
     extra: Option<(&str, Vec<Value>)>,
-    text: String,
+    text: sql::PositiveText,
 ) -> rusqlite::Result<Option<Vec<Event>>> {
     let limit = page.limit;
     if limit == 0 {
@@ -94,11 +94,11 @@ pub fn newest_first(
         ("", "")
     };
     let statement_text = format!(
-        "SELECT {}{diff_column}, c.rowid FROM \
-         (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid < ? \
-          ORDER BY rowid DESC LIMIT ?) c \
-         LEFT JOIN events e ON e.seq = c.rowid AND ({}){diff_join}",
+        "SELECT {}{diff_column}, c.seq FROM \
+         (SELECT seq FROM ({}) ORDER BY seq DESC LIMIT ?) c \
+         LEFT JOIN events e ON e.seq = c.seq AND ({}){diff_join}",
         rows::COLUMNS,
+        fts::match_set(" AND {seq} < ?"),
         condition.where_sql(),
     );
     let rowid_column = rows::COLUMN_COUNT + usize::from(page.include_diffs);
@@ -107,8 +107,10 @@ pub fn newest_first(
     let mut walked = 0;
     loop {
         let mut params = vec![
-            Value::Text(text.clone()),
+            Value::Text(text.expression.clone()),
             Value::Integer(below),
+            Value::Integer(below),
+            Value::Text(text.patterns.clone()),
             Value::Integer(STEP),
         ];
         params.extend(condition.params.iter().cloned());

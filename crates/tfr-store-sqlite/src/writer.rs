@@ -15,6 +15,7 @@ use tfr_store::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::checkpoint::Checkpointer;
+use crate::fts;
 use crate::rows;
 use crate::sqlite_error;
 
@@ -199,8 +200,13 @@ pub fn run(
     mut receiver: mpsc::Receiver<Command>,
     stream: broadcast::Sender<Arc<StoredEvent>>,
     mut checkpointer: Checkpointer,
+    index: Arc<fts::Progress>,
 ) {
     let mut shutdown_replies = Vec::new();
+    let mut index = IndexQueue {
+        progress: index,
+        dropped_through: 0,
+    };
     while let Some(first) = receiver.blocking_recv() {
         let mut group = Vec::new();
         let mut weight = 0;
@@ -228,7 +234,7 @@ pub fn run(
         }
         if !group.is_empty() {
             checkpointer.before_write(&connection);
-            commit_group(&mut connection, group, &stream);
+            commit_group(&mut connection, group, &stream, &mut index);
         }
     }
     // One checkpoint at a time: the last one, below, leaves the log empty.
@@ -252,6 +258,7 @@ fn commit_group(
     connection: &mut Connection,
     group: Vec<Write>,
     stream: &broadcast::Sender<Arc<StoredEvent>>,
+    index: &mut IndexQueue,
 ) {
     let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
     {
@@ -321,9 +328,17 @@ fn commit_group(
         Some(error) => Err(error),
         None => index_stored(&transaction, &stored[unindexed..])
             .and_then(|()| bump_event_counter(&transaction, created_total))
-            .and_then(|()| transaction.commit()),
+            .and_then(|()| index.drop_caught_up(&transaction))
+            .and_then(|dropped_through| {
+                transaction.commit()?;
+                index.dropped_through = dropped_through;
+                Ok(())
+            }),
     }
     .map_err(|error| error.to_string());
+    if committed.is_ok() {
+        index.progress.wake();
+    }
     if let Err(message) = &committed {
         tracing::error!(%message, "group commit failed");
     }
@@ -335,6 +350,28 @@ fn commit_group(
             // No subscriber is not an error.
             let _ = stream.send(Arc::new(event));
         }
+    }
+}
+
+/// The writer's side of the full-text index (`fts.rs`): it wakes the indexer after each
+/// commit, and drops the entries of the change queue the index has caught up with.
+struct IndexQueue {
+    progress: Arc<fts::Progress>,
+    /// Entries of `fts_stale` up to this mark are gone.
+    dropped_through: i64,
+}
+
+impl IndexQueue {
+    /// Drops caught-up entries in the group's transaction; returns the mark now dropped
+    /// through (kept once the transaction commits).
+    fn drop_caught_up(&self, transaction: &Transaction<'_>) -> rusqlite::Result<i64> {
+        let caught_up = self.progress.stale_through();
+        if caught_up > self.dropped_through {
+            transaction
+                .prepare_cached("DELETE FROM fts_stale WHERE mark <= ?1")?
+                .execute([caught_up])?;
+        }
+        Ok(caught_up.max(self.dropped_through))
     }
 }
 

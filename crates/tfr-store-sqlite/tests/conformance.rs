@@ -17,6 +17,30 @@ fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir).unwrap_or_else(|error| panic!("cannot open the store: {error}"))
 }
 
+/// Undoes migration 8 on a closed database: the full-text index back in `tfr.db` (as
+/// migration 1 made it, filled from the events), without the change queue. Tests that take a
+/// database back to an older version start with this.
+const UNDO_VERSION_8: &str = "
+    DROP TRIGGER fts_stale_delete; DROP TRIGGER fts_stale_update; DROP TABLE fts_stale;
+    DELETE FROM schema_migrations WHERE version >= 8;
+    CREATE VIRTUAL TABLE events_fts USING fts5 (
+        title, description, system, author, tags_text, version,
+        content = 'events', content_rowid = 'seq',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO events_fts (events_fts) VALUES ('rebuild');
+    CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN
+        INSERT INTO events_fts (events_fts, rowid, title, description, system, author, tags_text, version)
+        VALUES ('delete', old.seq, old.title, old.description, old.system, old.author, old.tags_text, old.version);
+    END;
+    CREATE TRIGGER events_fts_update AFTER UPDATE OF title, description, system, author, tags_text, version ON events BEGIN
+        INSERT INTO events_fts (events_fts, rowid, title, description, system, author, tags_text, version)
+        VALUES ('delete', old.seq, old.title, old.description, old.system, old.author, old.tags_text, old.version);
+        INSERT INTO events_fts (rowid, title, description, system, author, tags_text, version)
+        VALUES (new.seq, new.title, new.description, new.system, new.author, new.tags_text, new.version);
+    END;
+";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_suite() {
     conformance::run_all(|| async {
@@ -122,17 +146,24 @@ async fn reopening_migrates_once() {
         .expect("rows");
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7],
+        [1, 2, 3, 4, 5, 6, 7, 8],
         "each migration is recorded once"
     );
-    let automerge: i64 = connection
+    let in_main: i64 = connection
         .query_row(
-            "SELECT v FROM events_fts_config WHERE k = 'automerge'",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'events_fts'",
             [],
             |row| row.get(0),
         )
-        .expect("the full-text index's automerge setting");
-    assert_eq!(automerge, 8, "migration 6 sets it");
+        .expect("the schema");
+    assert_eq!(
+        in_main, 0,
+        "migration 8 moves the full-text index out of tfr.db"
+    );
+    assert!(
+        dir.path().join("tfr-fts.db").is_file(),
+        "the index has its own file"
+    );
 }
 
 #[tokio::test]
@@ -254,6 +285,9 @@ async fn rollups_are_backfilled_by_their_migration() {
     // Back to schema version 1.
     let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
     connection
+        .execute_batch(UNDO_VERSION_8)
+        .expect("undo migration 8");
+    connection
         .execute_batch(
             "DROP TRIGGER IF EXISTS rollups_insert; DROP TRIGGER rollups_delete; DROP TABLE rollups;
              DROP TABLE rollups_hour; DROP TABLE rollups_day; DROP TABLE seq_blocks;
@@ -361,6 +395,9 @@ async fn a_database_from_version_3_indexes_new_events_in_bulk() {
     drop(store);
     // Back to schema version 3, with the per-row triggers of migrations 1 and 2.
     let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
+    connection
+        .execute_batch(UNDO_VERSION_8)
+        .expect("undo migration 8");
     connection
         .execute_batch(
             "DELETE FROM schema_migrations WHERE version >= 4;
@@ -630,6 +667,9 @@ async fn rollup_levels_are_filled_by_their_migration() {
     // Back to schema version 4, with the delete trigger of migration 2.
     let connection = Connection::open(dir.path().join(DATABASE_FILE)).expect("open");
     connection
+        .execute_batch(UNDO_VERSION_8)
+        .expect("undo migration 8");
+    connection
         .execute_batch(
             "DELETE FROM schema_migrations WHERE version >= 5;
              DROP TABLE rollups_hour; DROP TABLE rollups_day; DROP TABLE seq_blocks;
@@ -894,4 +934,277 @@ async fn text_pages_newest_first_equal_oldest_first_reversed() {
         }
     }
     assert!(walked_any, "some queries span several pages");
+}
+
+/// Full text reads the index for the events it holds and checks the others one by one: new
+/// events past its mark, and events patched or deleted since it took them (`fts.rs`). Every
+/// search must give the same events whichever way each event is read, and the same as the
+/// in-memory rules of the live stream (`Query::matches`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_text_is_the_same_from_the_index_and_from_the_tail() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "café",
+        "Cafe",
+        "rollback",
+        "v1.2.3",
+        "naïve",
+        "deploy-api",
+        "über",
+        "x",
+        "kubernetes",
+        "kube",
+    ];
+    let mut state = 7_u64;
+    let mut pick = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        usize::try_from(state >> 33).unwrap_or(0) % n
+    };
+    let mut corpus = |count: usize, offset: usize| -> Vec<InsertRecord> {
+        (0..count)
+            .map(|i| {
+                let mut phrase = |length: usize| {
+                    (0..length)
+                        .map(|_| words[pick(words.len())])
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let title = format!("{} #{}", phrase(3), i + offset);
+                let description = phrase(8);
+                let tags = vec![format!("tag:{}", words[pick(words.len())])];
+                let version = format!("{}.{}", pick(3), pick(10));
+                let system = ["api", "player"][pick(2)];
+                let at = Timestamp::from_second(
+                    1_700_000_000 + i64::try_from(i + offset).unwrap_or(0) * 60,
+                )
+                .expect("a time");
+                record(
+                    &json!({"title": title, "description": description, "tags": tags,
+                    "version": version, "system": system, "author": "a",
+                    "occurred_at": at.to_string()}),
+                )
+            })
+            .collect()
+    };
+    let queries = [
+        "alpha",
+        "alp*",
+        "\"alpha beta\"",
+        "cafe",
+        "café",
+        "naive",
+        "uber",
+        "rollback -gamma",
+        "kube*",
+        "kube",
+        "\"1.2\"",
+        "v1",
+        "tag",
+        "api",
+        "deploy",
+        "\"deploy api\"",
+        "-alpha",
+        "-\"beta gamma\" delta",
+        "system:api alpha",
+        "delta beta* -x",
+        "zzz",
+        "\"x\" \"x x\"",
+    ];
+    let check = |store: Arc<SqliteStore>, when: &'static str| async move {
+        let all = conformance::search(store.as_ref(), &conformance::filter("", now())).await;
+        for query_text in queries {
+            let filter = conformance::filter(query_text, now());
+            let expected: Vec<String> = all
+                .iter()
+                .filter(|event| filter.query.matches(event, now()))
+                .map(|event| event.title.clone())
+                .collect();
+            assert_eq!(
+                titles(store.as_ref(), query_text, now()).await,
+                expected,
+                "{query_text} ({when})"
+            );
+        }
+    };
+
+    let store = Arc::new(open(dir.path()));
+    let created = create_all(store.as_ref(), corpus(300, 0)).await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    check(Arc::clone(&store), "all indexed").await;
+
+    // With the indexer stopped: new events, and changes to events the index holds.
+    store.stop_full_text_indexer();
+    create_all(store.as_ref(), corpus(100, 300)).await;
+    for event in created.iter().step_by(7) {
+        let patch = EventPatch {
+            ended_at: None,
+            add_tags: vec![format!("kube {}", words[pick(words.len())])],
+            add_links: Vec::new(),
+        };
+        store
+            .patch(event.id, patch)
+            .await
+            .expect("patch")
+            .expect("the event");
+    }
+    for event in created.iter().skip(3).step_by(11) {
+        store
+            .delete_event(tfr_store::Deletion {
+                id: event.id,
+                actor: "test".into(),
+                at: now(),
+                reason: None,
+            })
+            .await
+            .expect("delete")
+            .expect("the event");
+    }
+    assert!(
+        !store
+            .wait_for_full_text(std::time::Duration::ZERO)
+            .await
+            .expect("wait"),
+        "the index is behind"
+    );
+    check(Arc::clone(&store), "tail and changes").await;
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+
+    // Opened again, the indexer catches up with both.
+    let store = Arc::new(open(dir.path()));
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    check(Arc::clone(&store), "caught up").await;
+    store.shutdown().await.expect("shutdown");
+}
+
+/// The index file holds nothing the events cannot give again: removed, or older or newer than
+/// the events (a restored backup of `tfr.db`), it is rebuilt or brought up to date at open.
+#[tokio::test]
+async fn the_full_text_index_is_rebuilt_from_the_events() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    create_all(
+        &store,
+        (0..50)
+            .map(|i| {
+                record(&conformance::minimal(
+                    &format!("kept {i}"),
+                    ts("2026-01-01T00:00:00Z"),
+                ))
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let backup = dir.path().join("backup.db");
+    std::fs::copy(dir.path().join(DATABASE_FILE), &backup).expect("copy");
+
+    // Removed: made again.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("tfr-fts.db{suffix}")));
+    }
+    let store = open(dir.path());
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    assert_eq!(titles(&store, "kept", now()).await.len(), 50);
+    create_all(
+        &store,
+        (0..20)
+            .map(|i| {
+                record(&conformance::minimal(
+                    &format!("later {i}"),
+                    ts("2026-01-02T00:00:00Z"),
+                ))
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+
+    // The events restored from before the last 20: the index, newer, starts over.
+    std::fs::copy(&backup, dir.path().join(DATABASE_FILE)).expect("restore");
+    let _ = std::fs::remove_file(dir.path().join(format!("{DATABASE_FILE}-wal")));
+    let store = open(dir.path());
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    assert_eq!(titles(&store, "kept", now()).await.len(), 50);
+    assert!(titles(&store, "later", now()).await.is_empty());
+    create_all(
+        &store,
+        (0..5)
+            .map(|i| {
+                record(&conformance::minimal(
+                    &format!("later {i}"),
+                    ts("2026-01-02T00:00:00Z"),
+                ))
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    assert_eq!(titles(&store, "later", now()).await.len(), 5);
+
+    // A file that is not a database: made again.
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("tfr-fts.db{suffix}")));
+    }
+    std::fs::write(
+        dir.path().join("tfr-fts.db"),
+        b"not a database at all, not even close",
+    )
+    .expect("write");
+    let store = open(dir.path());
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    assert_eq!(titles(&store, "later", now()).await.len(), 5);
+    store.shutdown().await.expect("shutdown");
 }

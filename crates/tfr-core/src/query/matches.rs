@@ -55,23 +55,34 @@ fn field_matches(field: Field, values: &[ValuePattern], event: &Event) -> bool {
 }
 
 fn text_matches(pattern: &TextPattern, event: &Event) -> bool {
+    let tags = event.tags.join("\n");
+    text_matches_fields(
+        pattern,
+        [
+            Some(event.title.as_str()),
+            event.description.as_deref(),
+            Some(event.system.as_str()),
+            Some(event.author.as_str()),
+            Some(tags.as_str()),
+            event.version.as_deref(),
+        ],
+    )
+}
+
+/// Whether a full-text pattern matches an event given by its indexed fields — title,
+/// description, system, author, tags (joined by newlines) and version, as the stores index
+/// them — by the index's rules. The SQLite store checks events its index does not hold yet
+/// with this.
+pub fn text_matches_fields(pattern: &TextPattern, fields: [Option<&str>; 6]) -> bool {
     let wanted = tokens(pattern.text());
     if wanted.is_empty() {
         return false;
     }
     let prefix = matches!(pattern, TextPattern::Prefix(_));
-    let tags = event.tags.join("\n");
-    [
-        Some(event.title.as_str()),
-        event.description.as_deref(),
-        Some(event.system.as_str()),
-        Some(event.author.as_str()),
-        Some(tags.as_str()),
-        event.version.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|text| contains_phrase(&tokens(text), &wanted, prefix))
+    fields
+        .into_iter()
+        .flatten()
+        .any(|text| contains_phrase(&tokens(text), &wanted, prefix))
 }
 
 /// Whether `phrase` occurs as consecutive tokens of `text`; with `prefix`, its last token

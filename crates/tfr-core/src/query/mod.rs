@@ -8,5 +8,5 @@ mod matches;
 mod parse;
 
 pub use ast::{Field, Matcher, Query, Term, TextPattern, ValuePattern};
-pub use matches::tokens;
+pub use matches::{text_matches_fields, tokens};
 pub use parse::{MAX_QUERY_CHARS, MAX_TERMS, MAX_VALUES, MAX_VALUES_PER_TERM, QueryError, parse};
