@@ -59,6 +59,15 @@ const CATCH_UP_AT_OPEN: i64 = 20_000;
 /// only a safety net.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// The most events the writer lets the index fall behind before it waits for the indexer: a
+/// search checks the tail one event at a time, so it must stay short, and a sustained load
+/// then runs at the pace of the slower of the two threads rather than growing the tail.
+pub const MAX_TAIL: i64 = 20_000;
+
+/// The longest the writer waits for the indexer before a group: should the indexer be stuck
+/// (a failing disk), writes slow down but go on.
+const MAX_TAIL_WAIT: Duration = Duration::from_secs(1);
+
 const SCHEMA_SQL: &str = "
     PRAGMA journal_mode = WAL;
     CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (
@@ -177,6 +186,9 @@ pub struct Progress {
     /// Set when something was committed that the indexer may have to index.
     wake: Mutex<bool>,
     woken: Condvar,
+    /// Signalled each time the indexer commits a batch.
+    advanced: Condvar,
+    advanced_lock: Mutex<()>,
     stop: AtomicBool,
     /// `fts_state.stale_through` as last committed by the indexer: queue entries up to it
     /// may go.
@@ -202,6 +214,29 @@ impl Progress {
     /// Every event with a row number up to this is in the index.
     pub fn indexed_through(&self) -> i64 {
         self.indexed_through.load(Ordering::Acquire)
+    }
+
+    /// Blocks the writer while the index is more than [`MAX_TAIL`] events behind `last_seq`
+    /// (at most [`MAX_TAIL_WAIT`]; not at all once the indexer has stopped).
+    pub fn wait_for_tail(&self, last_seq: i64) {
+        if last_seq - self.indexed_through() <= MAX_TAIL {
+            return;
+        }
+        let deadline = std::time::Instant::now() + MAX_TAIL_WAIT;
+        let Ok(mut guard) = self.advanced_lock.lock() else {
+            return;
+        };
+        while last_seq - self.indexed_through() > MAX_TAIL && !self.stop.load(Ordering::Acquire) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                tracing::warn!("the full-text index is behind; writing on");
+                return;
+            }
+            guard = match self.advanced.wait_timeout(guard, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(_) => return,
+            };
+        }
     }
 
     fn wait(&self) {
@@ -233,6 +268,9 @@ impl Indexer {
     pub fn stop(&mut self) {
         self.progress.stop.store(true, Ordering::Release);
         self.progress.wake();
+        if let Ok(_guard) = self.progress.advanced_lock.lock() {
+            self.progress.advanced.notify_all();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -356,6 +394,8 @@ fn publish(progress: &Progress, state: State) {
     progress
         .stale_through
         .store(state.stale_through, Ordering::Release);
+    let _guard = progress.advanced_lock.lock();
+    progress.advanced.notify_all();
 }
 
 fn run(mut writer: Connection, reader: Connection, progress: Arc<Progress>) {

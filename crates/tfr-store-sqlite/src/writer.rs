@@ -206,6 +206,11 @@ pub fn run(
     let mut index = IndexQueue {
         progress: index,
         dropped_through: 0,
+        last_seq: connection
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+                row.get(0)
+            })
+            .unwrap_or(0),
     };
     while let Some(first) = receiver.blocking_recv() {
         let mut group = Vec::new();
@@ -233,6 +238,7 @@ pub fn run(
             }
         }
         if !group.is_empty() {
+            index.progress.wait_for_tail(index.last_seq);
             checkpointer.before_write(&connection);
             commit_group(&mut connection, group, &stream, &mut index);
         }
@@ -337,6 +343,9 @@ fn commit_group(
     }
     .map_err(|error| error.to_string());
     if committed.is_ok() {
+        if let Some(last) = stored.last() {
+            index.last_seq = i64::try_from(last.position.0).unwrap_or(i64::MAX);
+        }
         index.progress.wake();
     }
     if let Err(message) = &committed {
@@ -359,6 +368,8 @@ struct IndexQueue {
     progress: Arc<fts::Progress>,
     /// Entries of `fts_stale` up to this mark are gone.
     dropped_through: i64,
+    /// The last row number committed.
+    last_seq: i64,
 }
 
 impl IndexQueue {
