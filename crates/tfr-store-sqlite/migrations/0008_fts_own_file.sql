@@ -26,3 +26,8 @@ WHEN old.title IS NOT new.title OR old.description IS NOT new.description
 BEGIN
     INSERT OR REPLACE INTO fts_stale (seq) VALUES (new.seq);
 END;
+
+-- Which database an index file was built from: a `tfr-fts.db` beside another `tfr.db` is
+-- rebuilt rather than trusted.
+CREATE TABLE store_identity (id TEXT NOT NULL);
+INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(16))));

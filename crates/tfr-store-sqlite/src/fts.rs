@@ -75,8 +75,11 @@ const SCHEMA_SQL: &str = "
         content = '', contentless_delete = 1,
         tokenize = 'unicode61 remove_diacritics 2'
     );
+    INSERT INTO events_fts (events_fts, rank) VALUES ('automerge', 8);
     CREATE TABLE IF NOT EXISTS fts_state (
         id               INTEGER PRIMARY KEY CHECK (id = 1),
+        -- `store_identity.id` of the tfr.db this index was built from.
+        store_id         TEXT    NOT NULL DEFAULT '',
         -- Every event with seq <= this was indexed (as it was then).
         indexed_through  INTEGER NOT NULL,
         -- Every queued change (`fts_stale` in tfr.db) with mark <= this was re-indexed.
@@ -326,18 +329,30 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
     .map_err(open_error)?;
     let progress = Arc::new(Progress::default());
     let mut state = read_state(&writer).map_err(open_error)?;
-    let last: i64 = reader
-        .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
-            row.get(0)
-        })
-        .map_err(open_error)?;
-    if last < state.indexed_through {
-        // The index is newer than the events: a restored backup of tfr.db. Start over.
-        writer
-            .execute_batch("DELETE FROM events_fts; UPDATE fts_state SET indexed_through = 0, stale_through = 0;")
+    let main = read_main(&reader).map_err(open_error)?;
+    // An index of another database, or newer than this one (a restored backup of tfr.db:
+    // row numbers or change marks would be given again), starts over.
+    if state.store_id != main.store_id
+        || main.events_through < state.indexed_through
+        || main.stale_marks_through < state.stale_through
+    {
+        if state.store_id == main.store_id {
+            tracing::warn!("the full-text index is newer than the events; rebuilding it");
+        }
+        let transaction = writer.transaction().map_err(open_error)?;
+        transaction
+            .execute_batch("DELETE FROM events_fts")
+            .and_then(|()| {
+                transaction.execute(
+                    "UPDATE fts_state SET store_id = ?1, indexed_through = 0, stale_through = 0",
+                    [&main.store_id],
+                )
+            })
             .map_err(open_error)?;
+        transaction.commit().map_err(open_error)?;
         state = read_state(&writer).map_err(open_error)?;
     }
+    let last = main.last_seq;
     if last - state.indexed_through > CATCH_UP_AT_OPEN {
         tracing::info!(
             events = last - state.indexed_through,
@@ -368,20 +383,51 @@ fn open_index(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct State {
+    store_id: String,
     indexed_through: i64,
     stale_through: i64,
 }
 
 fn read_state(connection: &Connection) -> rusqlite::Result<State> {
     connection.query_row(
-        "SELECT indexed_through, stale_through FROM fts_state WHERE id = 1",
+        "SELECT store_id, indexed_through, stale_through FROM fts_state WHERE id = 1",
         [],
         |row| {
             Ok(State {
-                indexed_through: row.get(0)?,
-                stale_through: row.get(1)?,
+                store_id: row.get(0)?,
+                indexed_through: row.get(1)?,
+                stale_through: row.get(2)?,
+            })
+        },
+    )
+}
+
+/// What the index is checked against in `tfr.db` when the store opens.
+struct MainState {
+    store_id: String,
+    /// The last row number ever given (`AUTOINCREMENT`'s counter: deletions leave it).
+    events_through: i64,
+    /// The last change mark ever given.
+    stale_marks_through: i64,
+    /// The last row number stored.
+    last_seq: i64,
+}
+
+fn read_main(connection: &Connection) -> rusqlite::Result<MainState> {
+    connection.query_row(
+        "SELECT (SELECT id FROM store_identity), \
+                (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'), \
+                (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'fts_stale'), \
+                (SELECT COALESCE(MAX(seq), 0) FROM events)",
+        [],
+        |row| {
+            Ok(MainState {
+                store_id: row.get(0)?,
+                events_through: row.get(1)?,
+                stale_marks_through: row.get(2)?,
+                last_seq: row.get(3)?,
             })
         },
     )
@@ -507,6 +553,48 @@ fn texts_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<[Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_writer_waits_for_a_long_tail_until_the_indexer_advances() {
+        let progress = Arc::new(Progress::default());
+        // A short tail: no wait.
+        let started = Instant::now();
+        progress.wait_for_tail(MAX_TAIL);
+        assert!(started.elapsed() < Duration::from_millis(100));
+
+        // A long one: until the indexer publishes a mark close enough.
+        let indexer = std::thread::spawn({
+            let progress = Arc::clone(&progress);
+            move || {
+                std::thread::sleep(Duration::from_millis(200));
+                publish(
+                    &progress,
+                    State {
+                        store_id: String::new(),
+                        indexed_through: 15_000,
+                        stale_through: 0,
+                    },
+                );
+            }
+        });
+        let started = Instant::now();
+        progress.wait_for_tail(MAX_TAIL + 10_000);
+        let waited = started.elapsed();
+        indexer.join().expect("the indexer thread");
+        assert!(waited >= Duration::from_millis(150), "waited {waited:?}");
+        assert!(waited < MAX_TAIL_WAIT, "waited {waited:?}");
+
+        // An indexer that never advances holds the writer back at most MAX_TAIL_WAIT...
+        let started = Instant::now();
+        progress.wait_for_tail(15_000 + MAX_TAIL + 1);
+        assert!(started.elapsed() >= MAX_TAIL_WAIT);
+        // ...and a stopped one not at all.
+        progress.stop.store(true, Ordering::Release);
+        let started = Instant::now();
+        progress.wait_for_tail(15_000 + MAX_TAIL + 1);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
 
     #[test]
     fn patterns_survive_encoding_whatever_their_text() {

@@ -22,6 +22,7 @@ fn open(dir: &Path) -> SqliteStore {
 /// database back to an older version start with this.
 const UNDO_VERSION_8: &str = "
     DROP TRIGGER fts_stale_delete; DROP TRIGGER fts_stale_update; DROP TABLE fts_stale;
+    DROP TABLE store_identity;
     DELETE FROM schema_migrations WHERE version >= 8;
     CREATE VIRTUAL TABLE events_fts USING fts5 (
         title, description, system, author, tags_text, version,
@@ -1186,6 +1187,49 @@ async fn the_full_text_index_is_rebuilt_from_the_events() {
             .expect("wait")
     );
     assert_eq!(titles(&store, "later", now()).await.len(), 5);
+
+    // The index of another database: rebuilt from this one's events.
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let other = TempDir::new().expect("a temporary directory");
+    let store = open(other.path());
+    create_all(
+        &store,
+        (0..7)
+            .map(|i| {
+                record(&conformance::minimal(
+                    &format!("other {i}"),
+                    ts("2026-01-03T00:00:00Z"),
+                ))
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("tfr-fts.db{suffix}");
+        let _ = std::fs::remove_file(dir.path().join(&name));
+        if other.path().join(&name).exists() {
+            std::fs::copy(other.path().join(&name), dir.path().join(&name)).expect("copy");
+        }
+    }
+    let store = open(dir.path());
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    assert!(titles(&store, "other", now()).await.is_empty());
+    assert_eq!(titles(&store, "later", now()).await.len(), 5);
+    assert_eq!(titles(&store, "kept", now()).await.len(), 50);
 
     // A file that is not a database: made again.
     store.shutdown().await.expect("shutdown");
