@@ -1,5 +1,6 @@
-//! The embedded store: one SQLite file in the data directory, in WAL mode, with FTS5 for full
-//! text and keyset indexes for the feed.
+//! The embedded store: one SQLite file in the data directory, in WAL mode, with keyset indexes
+//! for the feed, and an FTS5 full-text index in a second file, built behind the writer (see
+//! [`fts`]).
 //!
 //! Writes go through one writer thread that commits concurrent requests together (see
 //! [`writer`]); reads run on a small pool of read-only connections on tokio's blocking threads,

@@ -386,10 +386,10 @@ impl IndexQueue {
     }
 }
 
-/// Indexes events stored in this group (full text, rollups) with one statement each, at the
-/// level of the group's transaction: once per group rather than in each request's savepoint,
-/// where FTS5 would flush a segment per request (a segment per event for single posts).
-/// Called before anything that may patch or delete them, and before the commit.
+/// Counts events stored in this group in the rollups with one statement per level, at the
+/// level of the group's transaction: once per group rather than in each request's savepoint.
+/// Called before anything that may patch or delete them, and before the commit. (The
+/// full-text index takes them after the commit: `fts.rs`.)
 fn index_stored(transaction: &Transaction<'_>, events: &[StoredEvent]) -> rusqlite::Result<()> {
     let seq = |event: &StoredEvent| i64::try_from(event.position.0).unwrap_or(i64::MAX);
     match (events.first(), events.last()) {
