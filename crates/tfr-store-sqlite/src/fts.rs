@@ -358,7 +358,17 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
             events = last - state.indexed_through,
             "building the full-text index before the store is ready"
         );
-        while index_batch(&mut writer, &reader, &progress).map_err(open_error)? {}
+        let mut batches = 0_u64;
+        while index_batch(&mut writer, &reader, &progress).map_err(open_error)? {
+            batches += 1;
+            if batches % 250 == 0 {
+                tracing::info!(
+                    indexed_through = progress.indexed_through(),
+                    of = last,
+                    "building the full-text index"
+                );
+            }
+        }
     }
     publish(&progress, read_state(&writer).map_err(open_error)?);
     let thread = std::thread::Builder::new()
