@@ -13,16 +13,27 @@
 //!
 //! Consistency, without a transaction spanning the two files:
 //! - `fts_state.indexed_through` (the high-water mark) is written in the same transaction as
-//!   the index rows, so an index always agrees with its own mark, also after a crash. The
-//!   index may lose its last batches on a power cut (`synchronous = NORMAL`): the mark goes
-//!   back with them and those events are indexed again.
+//!   the index rows, so an index always agrees with its own mark, also after a crash; each
+//!   batch is fsynced (`synchronous = FULL`) before the writer may drop what it took.
 //! - Changes to indexed text (a patch of tags, a deletion) are queued in the main database by
 //!   triggers, in the change's own transaction: `fts_stale` (migration 8), numbered by `mark`.
 //!   The indexer re-indexes them and records the last mark done in `fts_state.stale_through`;
 //!   until then searches check those events one by one. The writer later drops queue entries
 //!   the index has caught up with.
 //! - A statement reads the main database first (SQLite takes its snapshots in schema order),
-//!   so the index it reads is at least as new as the queue it reads.
+//!   so the index it reads is at least as new as the queue it reads. The two snapshots are
+//!   not one moment: a tag patched between them may already match in the index while the
+//!   row returned still shows the tags before it — the answer a search racing the patch
+//!   could give anyway.
+//! - The tail is checked with tfr's own tokenizer ([`tfr_core::query::tokens`]), which follows
+//!   `unicode61` for letters, digits and the accented Latin letters, but not for every
+//!   script and symbol (Vietnamese stacked accents, some dotless or stroked letters, combining
+//!   marks written apart, circled letters): for such words an event in the tail may match
+//!   differently for the moment until it is indexed — as the live stream's filter, which uses
+//!   the same rules, always has.
+//! - The writer drops queued changes the index has caught up with, and records the last mark
+//!   dropped (`counters.fts_stale_dropped`) in the same transaction; an index file behind
+//!   that mark (an older copy) is rebuilt at open.
 //!
 //! The index can always be rebuilt from the events: a missing or damaged `tfr-fts.db` is
 //! made again, from the start, when the store opens (a backup needs only `tfr.db`).
@@ -37,7 +48,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
 use tfr_core::query::{TextPattern, text_matches_fields};
 
-/// The index's file, beside [`crate::DATABASE_FILE`].
+/// The index's file, beside `tfr.db`.
 pub const FTS_FILE: &str = "tfr-fts.db";
 
 /// The schema name the index file is attached under on read connections.
@@ -134,7 +145,7 @@ fn decode_patterns(mut encoded: &str) -> Option<Vec<TextPattern>> {
     let mut patterns = Vec::new();
     while !encoded.is_empty() {
         let kind = encoded.chars().next()?;
-        let (length, rest) = encoded[1..].split_once(':')?;
+        let (length, rest) = encoded[kind.len_utf8()..].split_once(':')?;
         let length: usize = length.parse().ok()?;
         let text = rest.get(..length)?.to_owned();
         encoded = &rest[length..];
@@ -242,12 +253,13 @@ impl Progress {
         }
     }
 
-    fn wait(&self) {
+    /// Sleeps until woken (new work or a stop) or `timeout` passed.
+    fn wait(&self, timeout: Duration) {
         let Ok(mut wake) = self.wake.lock() else {
             return;
         };
         if !*wake && !self.stop.load(Ordering::Acquire) {
-            wake = match self.woken.wait_timeout(wake, IDLE_POLL) {
+            wake = match self.woken.wait_timeout(wake, timeout) {
                 Ok((wake, _)) => wake,
                 Err(_) => return,
             };
@@ -307,8 +319,15 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
     };
     let mut writer = open_index(index)
         .or_else(|error| {
-            // The index only ever holds what the events can give again: a file SQLite cannot
-            // read is made anew.
+            // The index only ever holds what the events can give again: a file that is not a
+            // database, or a damaged one, is made anew. Any other failure (permissions, I/O,
+            // another process holding it) is reported, and the files are left alone.
+            if !matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            ) {
+                return Err(error);
+            }
             tracing::warn!(%error, path = %index.display(), "rebuilding the full-text index");
             for suffix in ["", "-wal", "-shm"] {
                 let mut path = index.as_os_str().to_owned();
@@ -335,17 +354,20 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
     if state.store_id != main.store_id
         || main.events_through < state.indexed_through
         || main.stale_marks_through < state.stale_through
+        || state.stale_through < main.stale_dropped_through
     {
         if state.store_id == main.store_id {
             tracing::warn!("the full-text index is newer than the events; rebuilding it");
         }
         let transaction = writer.transaction().map_err(open_error)?;
         transaction
-            .execute_batch("DELETE FROM events_fts")
+            .execute_batch("INSERT INTO events_fts (events_fts) VALUES ('delete-all')")
             .and_then(|()| {
+                // Rebuilt from the events as they are now, the index owes nothing to the
+                // changes queued so far.
                 transaction.execute(
-                    "UPDATE fts_state SET store_id = ?1, indexed_through = 0, stale_through = 0",
-                    [&main.store_id],
+                    "UPDATE fts_state SET store_id = ?1, indexed_through = 0, stale_through = ?2",
+                    (&main.store_id, main.stale_marks_through),
                 )
             })
             .map_err(open_error)?;
@@ -361,7 +383,7 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
         let mut batches = 0_u64;
         while index_batch(&mut writer, &reader, &progress).map_err(open_error)? {
             batches += 1;
-            if batches % 250 == 0 {
+            if batches.is_multiple_of(250) {
                 tracing::info!(
                     indexed_through = progress.indexed_through(),
                     of = last,
@@ -386,7 +408,9 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
 
 fn open_index(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
-    connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")?;
+    // FULL: the writer drops queued changes once a batch that took them is committed here, so
+    // a committed batch must not go back (one fsync per batch of up to 4,000 events).
+    connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL;")?;
     connection.execute_batch(SCHEMA_SQL)?;
     // A damaged file can open and still fail here.
     connection.query_row("SELECT count(*) FROM fts_state", [], |_| Ok(()))?;
@@ -421,6 +445,9 @@ struct MainState {
     events_through: i64,
     /// The last change mark ever given.
     stale_marks_through: i64,
+    /// Queued changes up to this mark were dropped by the writer: an index that has not taken
+    /// them (an older copy of the file) would never see them again.
+    stale_dropped_through: i64,
     /// The last row number stored.
     last_seq: i64,
 }
@@ -430,6 +457,7 @@ fn read_main(connection: &Connection) -> rusqlite::Result<MainState> {
         "SELECT (SELECT id FROM store_identity), \
                 (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'), \
                 (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'fts_stale'), \
+                (SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = 'fts_stale_dropped'), \
                 (SELECT COALESCE(MAX(seq), 0) FROM events)",
         [],
         |row| {
@@ -437,7 +465,8 @@ fn read_main(connection: &Connection) -> rusqlite::Result<MainState> {
                 store_id: row.get(0)?,
                 events_through: row.get(1)?,
                 stale_marks_through: row.get(2)?,
-                last_seq: row.get(3)?,
+                stale_dropped_through: row.get(3)?,
+                last_seq: row.get(4)?,
             })
         },
     )
@@ -455,6 +484,17 @@ fn publish(progress: &Progress, state: State) {
 }
 
 fn run(mut writer: Connection, reader: Connection, progress: Arc<Progress>) {
+    /// However the thread ends (a panic included), the writer must stop waiting for it.
+    struct Exit<'a>(&'a Progress);
+    impl Drop for Exit<'_> {
+        fn drop(&mut self) {
+            self.0.stop.store(true, Ordering::Release);
+            if let Ok(_guard) = self.0.advanced_lock.lock() {
+                self.0.advanced.notify_all();
+            }
+        }
+    }
+    let _exit = Exit(&progress);
     let mut failures = 0u32;
     while !progress.stop.load(Ordering::Acquire) {
         match index_batch(&mut writer, &reader, &progress) {
@@ -462,13 +502,14 @@ fn run(mut writer: Connection, reader: Connection, progress: Arc<Progress>) {
             Ok(true) => failures = 0,
             Ok(false) => {
                 failures = 0;
-                progress.wait();
+                progress.wait(IDLE_POLL);
             }
             Err(error) => {
-                // Searches stay right (they check the tail); try again, backing off.
+                // Searches stay right (they check the tail); try again, backing off, waking
+                // early for a stop.
                 failures = failures.saturating_add(1);
-                tracing::error!(%error, "full-text indexing failed; retrying");
-                std::thread::sleep(Duration::from_millis(100) * failures.min(50));
+                tracing::error!(%error, failures, "full-text indexing failed; retrying");
+                progress.wait(Duration::from_millis(100) * failures.min(50));
             }
         }
     }
@@ -619,5 +660,6 @@ mod tests {
         assert_eq!(decode_patterns("x3:abc"), None);
         assert_eq!(decode_patterns("w9:abc"), None);
         assert_eq!(decode_patterns("w3abc"), None);
+        assert_eq!(decode_patterns("é3:abc"), None);
     }
 }

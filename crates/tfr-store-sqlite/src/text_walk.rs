@@ -68,6 +68,7 @@ pub fn newest_first(
     // One snapshot for the block ranges and every step: a commit landing in between could
     // otherwise add matches newer than the bounds read before it.
     let snapshot = connection.unchecked_transaction()?;
+    // First, so the main database's snapshot is taken before the full-text index's (`fts.rs`).
     let blocks = read_blocks(&snapshot)?;
     // The largest `occurred_at` in blocks `..=i`.
     let newest_up_to: Vec<i64> = blocks

@@ -381,6 +381,13 @@ impl IndexQueue {
             transaction
                 .prepare_cached("DELETE FROM fts_stale WHERE mark <= ?1")?
                 .execute([caught_up])?;
+            // An index file that has not taken these (an older copy) is rebuilt at open.
+            transaction
+                .prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES ('fts_stale_dropped', ?1) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([caught_up])?;
         }
         Ok(caught_up.max(self.dropped_through))
     }

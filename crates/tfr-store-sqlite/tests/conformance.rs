@@ -161,10 +161,15 @@ async fn reopening_migrates_once() {
         in_main, 0,
         "migration 8 moves the full-text index out of tfr.db"
     );
-    assert!(
-        dir.path().join("tfr-fts.db").is_file(),
-        "the index has its own file"
-    );
+    let index = Connection::open(dir.path().join("tfr-fts.db")).expect("the index's own file");
+    let automerge: i64 = index
+        .query_row(
+            "SELECT v FROM events_fts_config WHERE k = 'automerge'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the full-text index's automerge setting");
+    assert_eq!(automerge, 8, "segments are merged 8 at a time");
 }
 
 #[tokio::test]
@@ -1250,5 +1255,134 @@ async fn the_full_text_index_is_rebuilt_from_the_events() {
             .expect("wait")
     );
     assert_eq!(titles(&store, "later", now()).await.len(), 5);
+    store.shutdown().await.expect("shutdown");
+}
+
+/// More than 20,000 events missing from the index at open (an upgrade from a version that kept
+/// it in `tfr.db`, a deleted file) are indexed before the store is ready, so that no search
+/// checks them one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_tail_is_indexed_before_the_store_is_ready() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    store.stop_full_text_indexer();
+    let at = ts("2026-02-01T00:00:00Z");
+    create_all(
+        &store,
+        (0..20_100)
+            .map(|i| record(&conformance::minimal(&format!("bulk {i}"), at)))
+            .collect(),
+    )
+    .await;
+    assert!(
+        !store
+            .wait_for_full_text(std::time::Duration::ZERO)
+            .await
+            .expect("wait"),
+        "the indexer was stopped"
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let store = open(dir.path());
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::ZERO)
+            .await
+            .expect("wait"),
+        "indexed during open"
+    );
+    assert_eq!(
+        titles(&store, "\"bulk 20099\"", now()).await,
+        ["bulk 20099"]
+    );
+    store.shutdown().await.expect("shutdown");
+}
+
+/// Changes the index took are dropped from the queue in `tfr.db`; an older copy of the index
+/// file, which never took them, is rebuilt at open rather than trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_copy_of_the_index_is_rebuilt() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open(dir.path());
+    let at = ts("2026-03-01T00:00:00Z");
+    let created = create_all(
+        &store,
+        (0..10)
+            .map(|i| record(&conformance::minimal(&format!("plain {i}"), at)))
+            .collect(),
+    )
+    .await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let old_copy = dir.path().join("old-fts.db");
+    std::fs::copy(dir.path().join("tfr-fts.db"), &old_copy).expect("copy");
+    if dir.path().join("tfr-fts.db-wal").exists() {
+        std::fs::copy(
+            dir.path().join("tfr-fts.db-wal"),
+            dir.path().join("old-fts.db-wal"),
+        )
+        .expect("copy the log");
+    }
+    let indexed: i64 = Connection::open(&old_copy)
+        .expect("open")
+        .query_row("SELECT indexed_through FROM fts_state", [], |row| {
+            row.get(0)
+        })
+        .expect("the copy's state");
+    assert_eq!(indexed, 10, "the copy holds the ten events");
+
+    let store = open(dir.path());
+    let patch = EventPatch {
+        ended_at: None,
+        add_tags: vec!["zebra".into()],
+        add_links: Vec::new(),
+    };
+    store
+        .patch(created[4].id, patch)
+        .await
+        .expect("patch")
+        .expect("the event");
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    // One more commit, in which the writer drops the change the index took.
+    insert_one(&store, record(&conformance::minimal("after", at))).await;
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let queued: i64 = Connection::open(dir.path().join(DATABASE_FILE))
+        .expect("open")
+        .query_row("SELECT count(*) FROM fts_stale", [], |row| row.get(0))
+        .expect("the queue");
+    assert_eq!(queued, 0, "the writer dropped the change");
+
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("tfr-fts.db{suffix}")));
+    }
+    std::fs::copy(&old_copy, dir.path().join("tfr-fts.db")).expect("put the old copy back");
+    let _ = std::fs::remove_file(dir.path().join("old-fts.db-wal"));
+    let store = open(dir.path());
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait")
+    );
+    assert_eq!(titles(&store, "zebra", now()).await, ["plain 4"]);
+    assert_eq!(titles(&store, "plain", now()).await.len(), 10);
     store.shutdown().await.expect("shutdown");
 }
