@@ -64,8 +64,10 @@ impl Metrics {
             .fetch_add(u64::try_from(count).unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition; `stored` is the store's event count, if it answered.
-    pub fn render(&self, stored: Option<u64>) -> String {
+    /// The Prometheus text exposition; `stored` is the store's event count, if it answered;
+    /// `full_text_lag` the events its full-text index has yet to take, for a store that builds
+    /// it behind the writer.
+    pub fn render(&self, stored: Option<u64>, full_text_lag: Option<u64>) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP tfr_build_info Version of the running server.");
         let _ = writeln!(out, "# TYPE tfr_build_info gauge");
@@ -78,6 +80,15 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE tfr_events_stored gauge");
         if let Some(stored) = stored {
             let _ = writeln!(out, "tfr_events_stored {stored}");
+        }
+        if let Some(lag) = full_text_lag {
+            let _ = writeln!(
+                out,
+                "# HELP tfr_fulltext_index_lag_events Events committed but not yet in the \
+                 full-text index (searches still find them)."
+            );
+            let _ = writeln!(out, "# TYPE tfr_fulltext_index_lag_events gauge");
+            let _ = writeln!(out, "tfr_fulltext_index_lag_events {lag}");
         }
         let _ = writeln!(
             out,

@@ -885,6 +885,13 @@ async fn operations_endpoints() {
     let metrics = metrics.as_str().unwrap();
     assert!(metrics.contains("tfr_events_stored 1"), "{metrics}");
     assert!(metrics.contains("tfr_events_created_total 1"));
+    // The embedded store builds its full-text index behind the writer: one event at most is
+    // waiting for it.
+    assert!(
+        metrics.contains("tfr_fulltext_index_lag_events 0")
+            || metrics.contains("tfr_fulltext_index_lag_events 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains(
         "tfr_http_requests_total{method=\"POST\",route=\"/api/v1/events\",status=\"201\"} 1"
     ));

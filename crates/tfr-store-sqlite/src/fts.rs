@@ -209,6 +209,8 @@ pub struct Progress {
     stale_through: AtomicI64,
     /// `fts_state.indexed_through` as last committed by the indexer.
     indexed_through: AtomicI64,
+    /// The last row number the writer committed.
+    committed_through: AtomicI64,
 }
 
 impl Progress {
@@ -230,17 +232,29 @@ impl Progress {
         self.indexed_through.load(Ordering::Acquire)
     }
 
-    /// Blocks the writer while the index is more than [`MAX_TAIL`] events behind `last_seq`
-    /// (at most [`MAX_TAIL_WAIT`]; not at all once the indexer has stopped).
-    pub fn wait_for_tail(&self, last_seq: i64) {
-        if last_seq - self.indexed_through() <= MAX_TAIL {
+    /// Records the last row number committed (by the writer).
+    pub fn committed(&self, seq: i64) {
+        self.committed_through.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Row numbers committed past the index's mark: an upper bound on the events the index
+    /// does not hold yet (deleted ones count until it passes them).
+    pub fn lag(&self) -> u64 {
+        let behind = self.committed_through.load(Ordering::Acquire) - self.indexed_through();
+        u64::try_from(behind).unwrap_or(0)
+    }
+
+    /// Blocks the writer while the index is more than [`MAX_TAIL`] events behind the last
+    /// commit (at most [`MAX_TAIL_WAIT`]; not at all once the indexer has stopped).
+    pub fn wait_for_tail(&self) {
+        if self.lag() <= MAX_TAIL as u64 {
             return;
         }
         let deadline = std::time::Instant::now() + MAX_TAIL_WAIT;
         let Ok(mut guard) = self.advanced_lock.lock() else {
             return;
         };
-        while last_seq - self.indexed_through() > MAX_TAIL && !self.stop.load(Ordering::Acquire) {
+        while self.lag() > MAX_TAIL as u64 && !self.stop.load(Ordering::Acquire) {
             let now = std::time::Instant::now();
             if now >= deadline {
                 tracing::warn!("the full-text index is behind; writing on");
@@ -253,7 +267,6 @@ impl Progress {
         }
     }
 
-    /// Sleeps until woken (new work or a stop) or `timeout` passed.
     fn wait(&self, timeout: Duration) {
         let Ok(mut wake) = self.wake.lock() else {
             return;
@@ -393,6 +406,7 @@ pub fn start(database: &Path, index: &Path) -> Result<Indexer, StartError> {
         }
     }
     publish(&progress, read_state(&writer).map_err(open_error)?);
+    progress.committed(last);
     let thread = std::thread::Builder::new()
         .name("tfr-sqlite-fts".into())
         .spawn({
@@ -611,7 +625,8 @@ mod tests {
         let progress = Arc::new(Progress::default());
         // A short tail: no wait.
         let started = Instant::now();
-        progress.wait_for_tail(MAX_TAIL);
+        progress.committed(MAX_TAIL);
+        progress.wait_for_tail();
         assert!(started.elapsed() < Duration::from_millis(100));
 
         // A long one: until the indexer publishes a mark close enough.
@@ -629,21 +644,24 @@ mod tests {
                 );
             }
         });
+        progress.committed(MAX_TAIL + 10_000);
         let started = Instant::now();
-        progress.wait_for_tail(MAX_TAIL + 10_000);
+        progress.wait_for_tail();
         let waited = started.elapsed();
         indexer.join().expect("the indexer thread");
         assert!(waited >= Duration::from_millis(150), "waited {waited:?}");
         assert!(waited < MAX_TAIL_WAIT, "waited {waited:?}");
 
+        assert_eq!(progress.lag(), 15_000);
         // An indexer that never advances holds the writer back at most MAX_TAIL_WAIT...
+        progress.committed(15_000 + MAX_TAIL + 1);
         let started = Instant::now();
-        progress.wait_for_tail(15_000 + MAX_TAIL + 1);
+        progress.wait_for_tail();
         assert!(started.elapsed() >= MAX_TAIL_WAIT);
         // ...and a stopped one not at all.
         progress.stop.store(true, Ordering::Release);
         let started = Instant::now();
-        progress.wait_for_tail(15_000 + MAX_TAIL + 1);
+        progress.wait_for_tail();
         assert!(started.elapsed() < Duration::from_millis(100));
     }
 

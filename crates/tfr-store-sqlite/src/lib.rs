@@ -652,6 +652,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn full_text_lag(&self) -> Option<u64> {
+        let indexer = self.indexer.lock().ok()?;
+        indexer.as_ref().map(|indexer| indexer.progress().lag())
+    }
+
     async fn shutdown(&self) -> StoreResult<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());

@@ -206,11 +206,6 @@ pub fn run(
     let mut index = IndexQueue {
         progress: index,
         dropped_through: 0,
-        last_seq: connection
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
-                row.get(0)
-            })
-            .unwrap_or(0),
     };
     while let Some(first) = receiver.blocking_recv() {
         let mut group = Vec::new();
@@ -238,7 +233,7 @@ pub fn run(
             }
         }
         if !group.is_empty() {
-            index.progress.wait_for_tail(index.last_seq);
+            index.progress.wait_for_tail();
             checkpointer.before_write(&connection);
             commit_group(&mut connection, group, &stream, &mut index);
         }
@@ -344,7 +339,9 @@ fn commit_group(
     .map_err(|error| error.to_string());
     if committed.is_ok() {
         if let Some(last) = stored.last() {
-            index.last_seq = i64::try_from(last.position.0).unwrap_or(i64::MAX);
+            index
+                .progress
+                .committed(i64::try_from(last.position.0).unwrap_or(i64::MAX));
         }
         index.progress.wake();
     }
@@ -368,8 +365,6 @@ struct IndexQueue {
     progress: Arc<fts::Progress>,
     /// Entries of `fts_stale` up to this mark are gone.
     dropped_through: i64,
-    /// The last row number committed.
-    last_seq: i64,
 }
 
 impl IndexQueue {

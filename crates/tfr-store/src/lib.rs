@@ -450,6 +450,13 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the store can serve reads and writes.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Events committed but not yet taken by a full-text index built behind the writer
+    /// (searches find them all the same, checking them one by one); `None` for a store that
+    /// indexes in the commit.
+    fn full_text_lag(&self) -> Option<u64> {
+        None
+    }
+
     /// Finishes queued writes and leaves the store clean; later calls fail as unavailable.
     async fn shutdown(&self) -> StoreResult<()>;
 

@@ -29,14 +29,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus metrics: requests, latencies, events stored.
+/// Prometheus metrics: requests, latencies, events stored, full-text index lag.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let stored = state.store.count().await.ok();
+    let lag = state.store.full_text_lag();
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(stored),
+        state.metrics.render(stored, lag),
     )
         .into_response()
 }
