@@ -548,15 +548,12 @@ fn index_batch(
     let rows: Vec<(i64, [Option<String>; 6])> = new_events
         .query_map((state.indexed_through, BATCH_EVENTS), text_row)?
         .collect::<rusqlite::Result<_>>()?;
-    let mut changed = snapshot.prepare_cached(&format!(
-        "SELECT s.mark, s.seq, e.seq IS NOT NULL, {} FROM fts_stale s \
-         LEFT JOIN events e ON e.seq = s.seq WHERE s.mark > ?1 ORDER BY s.mark LIMIT ?2",
-        TEXT_COLUMNS
-            .split(", ")
-            .map(|column| format!("e.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?;
+    let mut changed = snapshot.prepare_cached(
+        "SELECT s.mark, s.seq, e.seq IS NOT NULL, \
+                e.title, e.description, e.system, e.author, e.tags_text, e.version \
+         FROM fts_stale s LEFT JOIN events e ON e.seq = s.seq \
+         WHERE s.mark > ?1 ORDER BY s.mark LIMIT ?2",
+    )?;
     let changes: Vec<(i64, i64, bool, [Option<String>; 6])> = changed
         .query_map((state.stale_through, BATCH_STALE), |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, texts_at(row, 3)?))
@@ -568,12 +565,13 @@ fn index_batch(
         return Ok(false);
     }
     let transaction = writer.transaction()?;
+    let mut stale_through = state.stale_through;
+    let mut indexed_through = state.indexed_through;
     {
         let mut insert = transaction.prepare_cached(&format!(
             "INSERT INTO events_fts (rowid, {TEXT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         ))?;
         let mut delete = transaction.prepare_cached("DELETE FROM events_fts WHERE rowid = ?1")?;
-        let mut stale_through = state.stale_through;
         for (mark, seq, exists, texts) in &changes {
             stale_through = stale_through.max(*mark);
             // Events past the mark are indexed below as they are now.
@@ -586,7 +584,6 @@ fn index_batch(
                 }
             }
         }
-        let mut indexed_through = state.indexed_through;
         for (seq, texts) in &rows {
             insert.execute(rusqlite::params![
                 seq, texts[0], texts[1], texts[2], texts[3], texts[4], texts[5]
@@ -598,7 +595,14 @@ fn index_batch(
             .execute((indexed_through, stale_through))?;
     }
     transaction.commit()?;
-    publish(progress, read_state(writer)?);
+    publish(
+        progress,
+        State {
+            indexed_through,
+            stale_through,
+            ..state
+        },
+    );
     Ok(true)
 }
 

@@ -167,15 +167,19 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
     }
 
+    /// The indexer, taken out to be stopped (once: later calls find none).
+    fn take_indexer(&self) -> Option<fts::Indexer> {
+        self.indexer
+            .lock()
+            .ok()
+            .and_then(|mut indexer| indexer.take())
+    }
+
     /// Stops the full-text indexer until the store is opened again, so tests can exercise
     /// searches of events the index does not hold. Not part of the store's API.
     #[doc(hidden)]
     pub fn stop_full_text_indexer(&self) {
-        let indexer = self
-            .indexer
-            .lock()
-            .ok()
-            .and_then(|mut indexer| indexer.take());
+        let indexer = self.take_indexer();
         if let Some(mut indexer) = indexer {
             indexer.stop();
         }
@@ -668,11 +672,7 @@ impl Store for SqliteStore {
         let result = answer
             .await
             .map_err(|_| StoreError::Internal("the writer stopped during shutdown".into()))?;
-        let indexer = self
-            .indexer
-            .lock()
-            .ok()
-            .and_then(|mut indexer| indexer.take());
+        let indexer = self.take_indexer();
         if let Some(mut indexer) = indexer {
             // Joins the thread, which may be in the middle of a batch.
             tokio::task::spawn_blocking(move || indexer.stop())

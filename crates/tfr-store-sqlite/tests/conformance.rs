@@ -942,6 +942,40 @@ async fn text_pages_newest_first_equal_oldest_first_reversed() {
     assert!(walked_any, "some queries span several pages");
 }
 
+/// Waits until the full-text index has caught up with every commit (at most 30 s).
+async fn caught_up(store: &SqliteStore) {
+    assert!(
+        store
+            .wait_for_full_text(std::time::Duration::from_secs(30))
+            .await
+            .expect("wait"),
+        "the full-text index caught up"
+    );
+}
+
+/// Stores `count` minimal events titled `"{prefix} {i}"`, all at `at`.
+async fn create_titled(
+    store: &SqliteStore,
+    prefix: &str,
+    count: usize,
+    at: Timestamp,
+) -> Vec<Event> {
+    create_all(
+        store,
+        (0..count)
+            .map(|i| record(&conformance::minimal(&format!("{prefix} {i}"), at)))
+            .collect(),
+    )
+    .await
+}
+
+/// Removes the full-text index's file and those beside it with these suffixes.
+fn remove_index_files(dir: &Path, suffixes: &[&str]) {
+    for suffix in suffixes {
+        let _ = std::fs::remove_file(dir.join(format!("tfr-fts.db{suffix}")));
+    }
+}
+
 /// Full text reads the index for the events it holds and checks the others one by one: new
 /// events past its mark, and events patched or deleted since it took them (`fts.rs`). Every
 /// search must give the same events whichever way each event is read, and the same as the
@@ -1041,12 +1075,7 @@ async fn full_text_is_the_same_from_the_index_and_from_the_tail() {
 
     let store = Arc::new(open(dir.path()));
     let created = create_all(store.as_ref(), corpus(300, 0)).await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     check(Arc::clone(&store), "all indexed").await;
 
     // With the indexer stopped: new events, and changes to events the index holds.
@@ -1089,12 +1118,7 @@ async fn full_text_is_the_same_from_the_index_and_from_the_tail() {
 
     // Opened again, the indexer catches up with both.
     let store = Arc::new(open(dir.path()));
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     check(Arc::clone(&store), "caught up").await;
     store.shutdown().await.expect("shutdown");
 }
@@ -1105,59 +1129,20 @@ async fn full_text_is_the_same_from_the_index_and_from_the_tail() {
 async fn the_full_text_index_is_rebuilt_from_the_events() {
     let dir = TempDir::new().expect("a temporary directory");
     let store = open(dir.path());
-    create_all(
-        &store,
-        (0..50)
-            .map(|i| {
-                record(&conformance::minimal(
-                    &format!("kept {i}"),
-                    ts("2026-01-01T00:00:00Z"),
-                ))
-            })
-            .collect(),
-    )
-    .await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    create_titled(&store, "kept", 50, ts("2026-01-01T00:00:00Z")).await;
+    caught_up(&store).await;
     store.shutdown().await.expect("shutdown");
     drop(store);
     let backup = dir.path().join("backup.db");
     std::fs::copy(dir.path().join(DATABASE_FILE), &backup).expect("copy");
 
     // Removed: made again.
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(format!("tfr-fts.db{suffix}")));
-    }
+    remove_index_files(dir.path(), &["", "-wal", "-shm"]);
     let store = open(dir.path());
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     assert_eq!(titles(&store, "kept", now()).await.len(), 50);
-    create_all(
-        &store,
-        (0..20)
-            .map(|i| {
-                record(&conformance::minimal(
-                    &format!("later {i}"),
-                    ts("2026-01-02T00:00:00Z"),
-                ))
-            })
-            .collect(),
-    )
-    .await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    create_titled(&store, "later", 20, ts("2026-01-02T00:00:00Z")).await;
+    caught_up(&store).await;
     store.shutdown().await.expect("shutdown");
     drop(store);
 
@@ -1165,32 +1150,11 @@ async fn the_full_text_index_is_rebuilt_from_the_events() {
     std::fs::copy(&backup, dir.path().join(DATABASE_FILE)).expect("restore");
     let _ = std::fs::remove_file(dir.path().join(format!("{DATABASE_FILE}-wal")));
     let store = open(dir.path());
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     assert_eq!(titles(&store, "kept", now()).await.len(), 50);
     assert!(titles(&store, "later", now()).await.is_empty());
-    create_all(
-        &store,
-        (0..5)
-            .map(|i| {
-                record(&conformance::minimal(
-                    &format!("later {i}"),
-                    ts("2026-01-02T00:00:00Z"),
-                ))
-            })
-            .collect(),
-    )
-    .await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    create_titled(&store, "later", 5, ts("2026-01-02T00:00:00Z")).await;
+    caught_up(&store).await;
     assert_eq!(titles(&store, "later", now()).await.len(), 5);
 
     // The index of another database: rebuilt from this one's events.
@@ -1198,24 +1162,8 @@ async fn the_full_text_index_is_rebuilt_from_the_events() {
     drop(store);
     let other = TempDir::new().expect("a temporary directory");
     let store = open(other.path());
-    create_all(
-        &store,
-        (0..7)
-            .map(|i| {
-                record(&conformance::minimal(
-                    &format!("other {i}"),
-                    ts("2026-01-03T00:00:00Z"),
-                ))
-            })
-            .collect(),
-    )
-    .await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    create_titled(&store, "other", 7, ts("2026-01-03T00:00:00Z")).await;
+    caught_up(&store).await;
     store.shutdown().await.expect("shutdown");
     drop(store);
     for suffix in ["", "-wal", "-shm"] {
@@ -1226,12 +1174,7 @@ async fn the_full_text_index_is_rebuilt_from_the_events() {
         }
     }
     let store = open(dir.path());
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     assert!(titles(&store, "other", now()).await.is_empty());
     assert_eq!(titles(&store, "later", now()).await.len(), 5);
     assert_eq!(titles(&store, "kept", now()).await.len(), 50);
@@ -1239,21 +1182,14 @@ async fn the_full_text_index_is_rebuilt_from_the_events() {
     // A file that is not a database: made again.
     store.shutdown().await.expect("shutdown");
     drop(store);
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(format!("tfr-fts.db{suffix}")));
-    }
+    remove_index_files(dir.path(), &["-wal", "-shm"]);
     std::fs::write(
         dir.path().join("tfr-fts.db"),
         b"not a database at all, not even close",
     )
     .expect("write");
     let store = open(dir.path());
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     assert_eq!(titles(&store, "later", now()).await.len(), 5);
     store.shutdown().await.expect("shutdown");
 }
@@ -1267,13 +1203,7 @@ async fn a_long_tail_is_indexed_before_the_store_is_ready() {
     let store = open(dir.path());
     store.stop_full_text_indexer();
     let at = ts("2026-02-01T00:00:00Z");
-    create_all(
-        &store,
-        (0..20_100)
-            .map(|i| record(&conformance::minimal(&format!("bulk {i}"), at)))
-            .collect(),
-    )
-    .await;
+    create_titled(&store, "bulk", 20_100, at).await;
     assert!(
         !store
             .wait_for_full_text(std::time::Duration::ZERO)
@@ -1305,19 +1235,8 @@ async fn an_older_copy_of_the_index_is_rebuilt() {
     let dir = TempDir::new().expect("a temporary directory");
     let store = open(dir.path());
     let at = ts("2026-03-01T00:00:00Z");
-    let created = create_all(
-        &store,
-        (0..10)
-            .map(|i| record(&conformance::minimal(&format!("plain {i}"), at)))
-            .collect(),
-    )
-    .await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    let created = create_titled(&store, "plain", 10, at).await;
+    caught_up(&store).await;
     store.shutdown().await.expect("shutdown");
     drop(store);
     let old_copy = dir.path().join("old-fts.db");
@@ -1348,20 +1267,10 @@ async fn an_older_copy_of_the_index_is_rebuilt() {
         .await
         .expect("patch")
         .expect("the event");
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     // One more commit, in which the writer drops the change the index took.
     insert_one(&store, record(&conformance::minimal("after", at))).await;
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     store.shutdown().await.expect("shutdown");
     drop(store);
     let queued: i64 = Connection::open(dir.path().join(DATABASE_FILE))
@@ -1370,18 +1279,11 @@ async fn an_older_copy_of_the_index_is_rebuilt() {
         .expect("the queue");
     assert_eq!(queued, 0, "the writer dropped the change");
 
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(format!("tfr-fts.db{suffix}")));
-    }
+    remove_index_files(dir.path(), &["-wal", "-shm"]);
     std::fs::copy(&old_copy, dir.path().join("tfr-fts.db")).expect("put the old copy back");
     let _ = std::fs::remove_file(dir.path().join("old-fts.db-wal"));
     let store = open(dir.path());
-    assert!(
-        store
-            .wait_for_full_text(std::time::Duration::from_secs(30))
-            .await
-            .expect("wait")
-    );
+    caught_up(&store).await;
     assert_eq!(titles(&store, "zebra", now()).await, ["plain 4"]);
     assert_eq!(titles(&store, "plain", now()).await.len(), 10);
     store.shutdown().await.expect("shutdown");
