@@ -1,5 +1,7 @@
 //! Mapping between `events` rows and [`Event`]s.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use rusqlite::types::Type;
 use rusqlite::{Connection, Row};
@@ -146,54 +148,116 @@ pub const ROLLUP_LEVELS: [(&str, &str, i64); 3] = [
 ];
 
 /// Adds the events with row numbers `first..=last` — all inserted with [`insert_event`] in
-/// the open transaction and not yet indexed — to the rollups, with one statement per level
+/// the open transaction and not yet indexed — to the rollups and the row number blocks
 /// (migration 4 dropped the per-row `AFTER INSERT` triggers, which took seven upserts per
 /// event). Every path that inserts into `events` calls this before anything can patch or
-/// delete the rows (their delete triggers expect them counted) and before committing. Each
-/// level of the rollups (quarter-hours, hours, days: [`ROLLUP_LEVELS`]) takes one grouped
-/// upsert; units and values are those of `rollups_delete` (migration 5). The time ranges of
-/// row number blocks (`seq_blocks`, migration 7) take one more. The full-text index is built
-/// after the commit, by its own thread (`fts.rs`).
+/// delete the rows (their delete triggers expect them counted) and before committing.
+///
+/// The new rows are read once and counted here, in memory: per level of the rollups
+/// (quarter-hours, hours, days: [`ROLLUP_LEVELS`]), per dimension, unit and value — units and
+/// values as `rollups_delete` takes them off again (migration 5) — then each count is added
+/// with one upsert, in key order. Grouped in SQL (seven passes over the new rows and a sort
+/// per level), the same work cost the writer ~10% more time in bulk ingest; the upserts
+/// themselves, about a third of the writer's time, remain (docs/benchmarks.md). The time
+/// ranges of row number blocks (`seq_blocks`, migration 7) are kept the same way. The
+/// full-text index is built after the commit, by its own thread (`fts.rs`).
 pub fn index_new_events(connection: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
     if first > last {
         return Ok(());
     }
-    connection
-        .prepare_cached(
-            "INSERT INTO seq_blocks (block, min_occurred_at, max_occurred_at) \
-             SELECT seq >> 12, min(occurred_at), max(occurred_at) \
-             FROM events WHERE seq BETWEEN ?1 AND ?2 GROUP BY seq >> 12 \
-             ON CONFLICT (block) DO UPDATE SET \
-             min_occurred_at = min(min_occurred_at, excluded.min_occurred_at), \
-             max_occurred_at = max(max_occurred_at, excluded.max_occurred_at)",
-        )?
-        .execute([first, last])?;
-    for (table, unit, micros) in ROLLUP_LEVELS {
-        connection
-            .prepare_cached(&format!(
-                "WITH added AS (
-                     SELECT CASE WHEN occurred_at >= 0 THEN occurred_at / {micros}
-                                 ELSE (occurred_at + 1) / {micros} - 1 END AS unit,
-                            kind, system, author, COALESCE(team, '') AS team,
-                            COALESCE(environment, '') AS environment,
-                            COALESCE(source, '') AS source
-                     FROM events WHERE seq BETWEEN ?1 AND ?2)
-                 INSERT INTO {table} (dimension, {unit}, value, count)
-                 SELECT dimension, unit, value, count(*) FROM (
-                     SELECT '' AS dimension, unit, '' AS value FROM added
-                     UNION ALL SELECT 'kind', unit, kind FROM added
-                     UNION ALL SELECT 'system', unit, system FROM added
-                     UNION ALL SELECT 'author', unit, author FROM added
-                     UNION ALL SELECT 'team', unit, team FROM added
-                     UNION ALL SELECT 'environment', unit, environment FROM added
-                     UNION ALL SELECT 'source', unit, source FROM added)
-                 WHERE true
-                 GROUP BY dimension, unit, value
-                 ON CONFLICT (dimension, {unit}, value) DO UPDATE SET count = count + excluded.count"
-            ))?
-            .execute([first, last])?;
+    let mut new_rows = Vec::new();
+    {
+        let mut statement = connection.prepare_cached(
+            "SELECT seq, occurred_at, kind, system, author, team, environment, source \
+             FROM events WHERE seq BETWEEN ?1 AND ?2",
+        )?;
+        let mut rows = statement.query([first, last])?;
+        while let Some(row) = rows.next()? {
+            // Absent optional values are counted under "".
+            let optional = |index| -> rusqlite::Result<String> {
+                Ok(row.get::<_, Option<String>>(index)?.unwrap_or_default())
+            };
+            new_rows.push(NewRow {
+                seq: row.get(0)?,
+                occurred_at: row.get(1)?,
+                values: [
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    optional(5)?,
+                    optional(6)?,
+                    optional(7)?,
+                ],
+            });
+        }
+    }
+    let mut counts = RollupCounts::default();
+    let mut blocks: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for row in &new_rows {
+        counts.add(row);
+        blocks
+            .entry(row.seq >> SEQ_BLOCK_BITS)
+            .and_modify(|(min, max)| {
+                *min = (*min).min(row.occurred_at);
+                *max = (*max).max(row.occurred_at);
+            })
+            .or_insert((row.occurred_at, row.occurred_at));
+    }
+    let mut block_upsert = connection.prepare_cached(
+        "INSERT INTO seq_blocks (block, min_occurred_at, max_occurred_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (block) DO UPDATE SET \
+         min_occurred_at = min(min_occurred_at, excluded.min_occurred_at), \
+         max_occurred_at = max(max_occurred_at, excluded.max_occurred_at)",
+    )?;
+    for (block, (min, max)) in blocks {
+        block_upsert.execute([block, min, max])?;
+    }
+    for ((table, unit, _), level) in ROLLUP_LEVELS.iter().zip(&counts.levels) {
+        let mut upsert = connection.prepare_cached(&format!(
+            "INSERT INTO {table} (dimension, {unit}, value, count) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (dimension, {unit}, value) DO UPDATE SET count = count + excluded.count"
+        ))?;
+        for ((dimension, unit, value), count) in level {
+            upsert.execute(rusqlite::params![dimension, unit, value, count])?;
+        }
     }
     Ok(())
+}
+
+/// Row numbers per block of `seq_blocks` (migration 7): `seq >> 12`.
+const SEQ_BLOCK_BITS: u32 = 12;
+
+/// What [`index_new_events`] reads of a new row: its values in the order of [`DIMENSIONS`].
+struct NewRow {
+    seq: i64,
+    occurred_at: i64,
+    values: [String; 6],
+}
+
+/// The dimensions the rollups count events by, besides the total (`""`).
+const DIMENSIONS: [&str; 6] = ["kind", "system", "author", "team", "environment", "source"];
+
+/// New events counted per level of [`ROLLUP_LEVELS`], keyed as the tables are: dimension
+/// (`""` for all events), unit, value.
+#[derive(Default)]
+struct RollupCounts<'a> {
+    levels: [BTreeMap<(&'static str, i64, &'a str), i64>; 3],
+}
+
+impl<'a> RollupCounts<'a> {
+    /// Counts one event: in the total (dimension and value `""`) and under each of its
+    /// dimensions' values, at every level.
+    fn add(&mut self, row: &'a NewRow) {
+        for ((_, _, micros), level) in ROLLUP_LEVELS.iter().zip(&mut self.levels) {
+            // Floored, as `rollups_delete` computes it: instants before 1970 fall in
+            // negative units.
+            let unit = row.occurred_at.div_euclid(*micros);
+            *level.entry(("", unit, "")).or_default() += 1;
+            for (dimension, value) in DIMENSIONS.iter().zip(&row.values) {
+                *level.entry((dimension, unit, value.as_str())).or_default() += 1;
+            }
+        }
+    }
 }
 
 /// Adds rows to the tag index; tags already there are kept.
