@@ -88,14 +88,35 @@ pub struct NewEvent {
 impl NewEvent {
     /// A hex SHA-256 of the submitted content, the idempotency key itself excluded: two
     /// submissions with the same key are "the same" exactly when their digests are equal.
+    ///
+    /// What is hashed is the event's JSON as `serde_json` writes this struct with
+    /// `idempotency_key` null; it is streamed into the hash, without a copy of the event or
+    /// of its JSON (a diff can weigh a megabyte, and every submission is digested).
     pub fn content_digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let mut canonical = self.clone();
-        canonical.idempotency_key = None;
-        // Serializing a struct of strings, vectors and a BTreeMap-backed map cannot fail.
-        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-        let digest = Sha256::digest(&bytes);
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+
+        /// Feeds written bytes to the hash.
+        struct Hashing(Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let mut hashing = Hashing(Sha256::new());
+        // Writing a struct of strings, vectors and a BTreeMap-backed map into a hash cannot
+        // fail.
+        let _ = serde_json::to_writer(&mut hashing, &Canonical(self));
+        let mut hex = String::with_capacity(64);
+        for byte in hashing.0.finalize() {
+            hex.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX_DIGITS[usize::from(byte & 0xf)]));
+        }
+        hex
     }
 
     /// Turns the submission into a stored fact: the server's id, clock and caller are added.
@@ -123,6 +144,38 @@ impl NewEvent {
             idempotency_key: self.idempotency_key,
             submitted_by: submitted_by.to_owned(),
         }
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// A [`NewEvent`] as its content digest sees it: serialized field for field as the struct
+/// is, with `idempotency_key` null. The field names and their order are the digest's format:
+/// they must follow `NewEvent`'s, which a test pins.
+struct Canonical<'a>(&'a NewEvent);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let event = self.0;
+        let mut out = serializer.serialize_struct("NewEvent", 16)?;
+        out.serialize_field("occurred_at", &event.occurred_at)?;
+        out.serialize_field("ended_at", &event.ended_at)?;
+        out.serialize_field("title", &event.title)?;
+        out.serialize_field("system", &event.system)?;
+        out.serialize_field("author", &event.author)?;
+        out.serialize_field("kind", &event.kind)?;
+        out.serialize_field("environment", &event.environment)?;
+        out.serialize_field("team", &event.team)?;
+        out.serialize_field("source", &event.source)?;
+        out.serialize_field("version", &event.version)?;
+        out.serialize_field("description", &event.description)?;
+        out.serialize_field("tags", &event.tags)?;
+        out.serialize_field("links", &event.links)?;
+        out.serialize_field("diff", &event.diff)?;
+        out.serialize_field("attributes", &event.attributes)?;
+        out.serialize_field("idempotency_key", &None::<&str>)?;
+        out.end()
     }
 }
 
@@ -234,5 +287,83 @@ impl EventPatch {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event using every field, with text that JSON must escape.
+    fn everything() -> NewEvent {
+        let attributes =
+            serde_json::json!({"build": 42, "nested": {"b": [1, 2.5, null], "a": "x"}});
+        NewEvent {
+            occurred_at: Some("2026-11-26T10:00:00.123456Z".parse().unwrap()),
+            ended_at: Some("2026-11-26T10:05:00Z".parse().unwrap()),
+            title: "Deploy \"player\" 5.2 — ünïcødé \\ back".into(),
+            system: "player".into(),
+            author: "jane.doe".into(),
+            kind: "deploy".into(),
+            environment: Some("prod".into()),
+            team: None,
+            source: Some("ci".into()),
+            version: Some("5.2.0".into()),
+            description: Some("Line one\nline\ttwo\u{1}".into()),
+            tags: vec!["release:5.2".into(), "region:eu".into()],
+            links: vec![
+                Link {
+                    url: "https://ci.example.com/1".into(),
+                    title: None,
+                },
+                Link {
+                    url: "https://git.example.com/pr/2".into(),
+                    title: Some("pull request".into()),
+                },
+            ],
+            diff: Some("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n".into()),
+            attributes: attributes.as_object().cloned(),
+            idempotency_key: Some("deploy-1".into()),
+        }
+    }
+
+    /// Stored digests are compared with new submissions' for as long as the events are kept:
+    /// the digest of a given content must never change between versions.
+    /// The digest's JSON is `NewEvent`'s own, key left out: a field added to `NewEvent` must
+    /// be added to `Canonical` too (and changes every digest: stored events would no longer
+    /// match their retries).
+    #[test]
+    fn the_digest_hashes_the_events_own_json_without_its_key() {
+        let event = everything();
+        let mut keyless = event.clone();
+        keyless.idempotency_key = None;
+        assert_eq!(
+            serde_json::to_string(&Canonical(&event)).unwrap(),
+            serde_json::to_string(&keyless).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_content_digest_is_stable() {
+        assert_eq!(
+            everything().content_digest(),
+            "6f43e67e3e4e6140645394d3daeed5c19668f5bc11ea4bb84d59d78896ec49f9"
+        );
+        let mut minimal = everything();
+        minimal.occurred_at = None;
+        minimal.ended_at = None;
+        minimal.environment = None;
+        minimal.source = None;
+        minimal.version = None;
+        minimal.description = None;
+        minimal.tags.clear();
+        minimal.links.clear();
+        minimal.diff = None;
+        minimal.attributes = None;
+        minimal.idempotency_key = None;
+        assert_eq!(
+            minimal.content_digest(),
+            "83d9d0c8bf0f95c3a8f34ffe6490c6c380ec11899b7b4efc83bdef3120c55498"
+        );
     }
 }
