@@ -90,6 +90,10 @@ impl Target for DirectTarget {
         Ok(())
     }
 
+    async fn index_lag(&self) -> anyhow::Result<Option<u64>> {
+        Ok(self.store.full_text_lag())
+    }
+
     async fn query(&self, plan: &QueryPlan) -> anyhow::Result<u64> {
         match &plan.kind {
             QueryKind::Page { q, cursor } => {

@@ -107,6 +107,27 @@ impl Target for HttpTarget {
         Ok(body)
     }
 
+    async fn index_lag(&self) -> anyhow::Result<Option<u64>> {
+        let url = format!("{}/metrics", self.base_url);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !response.status().is_success() {
+            bail!("GET {url}: {}", response.status());
+        }
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(text.lines().find_map(|line| {
+            line.strip_prefix("tfr_fulltext_index_lag_events ")
+                .and_then(|value| value.trim().parse().ok())
+        }))
+    }
+
     async fn send_bulk(&self, body: Vec<u8>) -> anyhow::Result<u64> {
         let lines = body.iter().filter(|b| **b == b'\n').count();
         let outcome = self

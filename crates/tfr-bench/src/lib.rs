@@ -32,7 +32,7 @@ use crate::report::{
     directory_size,
 };
 use crate::server::{RssSampler, Server, StoreLocation};
-use crate::workload::{Results, Workload};
+use crate::workload::{CpuProbe, Results, Workload};
 
 /// The benchmark's options.
 #[derive(Parser, Clone, Debug)]
@@ -162,6 +162,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .tempdir_in(&base)
         .with_context(|| format!("cannot create a work directory in {}", base.display()))?;
     let machine = Machine::detect(work.path());
+    // Read when the run starts: a commit made while a long run goes on is not what it runs.
+    let tfr_commit = git_commit();
     eprintln!("tfr-bench: working in {}", work.path().display());
 
     let history = History::new(options.seed, options.events);
@@ -209,7 +211,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         date: jiff::Timestamp::now()
             .strftime("%Y-%m-%d %H:%M UTC")
             .to_string(),
-        tfr_commit: git_commit(),
+        tfr_commit,
         machine,
         settings: Settings {
             events: options.events,
@@ -261,6 +263,10 @@ async fn run_http(
         workload,
         plans,
         Some(&sampler),
+        CpuProbe {
+            pid: server.pid(),
+            store_threads_only: false,
+        },
         "http",
     )
     .await?;
@@ -276,6 +282,7 @@ async fn run_http(
                 bytes: *bytes,
             })
             .collect(),
+        cpu_by_phase: results.cpu_by_phase.clone(),
         ..ServerFacts::default()
     };
     facts.stop_ms = Some(millis(server.stop()?));
@@ -316,11 +323,16 @@ async fn run_direct(
         SqliteStore::open(data).with_context(|| format!("cannot open {}", data.display()))?,
     );
     let target = Arc::new(DirectTarget::new(Arc::clone(&store)));
-    let results = workload::run(target, history, workload, plans, None, "direct").await?;
+    let cpu = CpuProbe {
+        pid: std::process::id(),
+        store_threads_only: true,
+    };
+    let results = workload::run(target, history, workload, plans, None, cpu, "direct").await?;
     store.shutdown().await.context("closing the store")?;
     drop(store);
     let mut facts = DirectFacts {
         database_bytes: directory_size(data),
+        cpu_by_phase: results.cpu_by_phase.clone(),
         ..DirectFacts::default()
     };
     for _ in 0..reopenings {

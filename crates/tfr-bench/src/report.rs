@@ -87,6 +87,8 @@ pub struct ServerFacts {
     pub peak_rss_bytes: Option<u64>,
     /// Peak `VmRSS` sampled during each phase.
     pub rss_by_phase: Vec<PhaseRss>,
+    /// CPU time of the server's threads over each insert phase.
+    pub cpu_by_phase: Vec<PhaseCpu>,
     /// Resident set right after a restart with the data loaded.
     pub rss_after_restart_bytes: Option<u64>,
     /// From spawning `tfr serve` to the first `200` from `/readyz`, one per restart.
@@ -94,6 +96,25 @@ pub struct ServerFacts {
     /// From SIGTERM to exit after the workload.
     pub stop_ms: Option<f64>,
     pub database_bytes: Option<u64>,
+}
+
+/// The CPU time threads used over one insert phase, until the full-text index held every
+/// event: what storing an event costs, whichever thread does it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseCpu {
+    pub phase: String,
+    /// Events the phase stored.
+    pub events: u64,
+    /// From the phase's last answer until the full-text index held every event (SQLite).
+    pub index_catch_up_ms: Option<f64>,
+    pub threads: Vec<ThreadCpu>,
+}
+
+/// CPU seconds of the threads of one name (as Linux shows it, cut at 15 bytes).
+#[derive(Clone, Debug, Serialize)]
+pub struct ThreadCpu {
+    pub thread: String,
+    pub seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -107,6 +128,8 @@ pub struct PhaseRss {
 pub struct DirectFacts {
     /// Opening the store with the data loaded, then a successful `ping`, one per reopening.
     pub open_to_ready_ms: Vec<f64>,
+    /// CPU time of the store's threads over each insert phase.
+    pub cpu_by_phase: Vec<PhaseCpu>,
     pub database_bytes: Option<u64>,
 }
 
@@ -301,6 +324,12 @@ impl Report {
                 direct.database_bytes.map_or("?".into(), bytes)
             );
         }
+        if let Some(server) = &self.server {
+            out.push_str(&cpu_table("server thread (HTTP)", &server.cpu_by_phase));
+        }
+        if let Some(direct) = &self.direct {
+            out.push_str(&cpu_table("store thread (direct)", &direct.cpu_by_phase));
+        }
         let g = &self.generated;
         if g.events > 0 {
             let _ = writeln!(
@@ -322,6 +351,80 @@ impl Report {
         std::fs::write(path, text + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
     }
+}
+
+/// CPU per event by thread and insert phase, in µs, with the time the full-text index took to
+/// catch up after each phase; empty without figures.
+fn cpu_table(title: &str, phases: &[PhaseCpu]) -> String {
+    let mut names: Vec<&str> = phases
+        .iter()
+        .flat_map(|phase| phase.threads.iter().map(|thread| thread.thread.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    // Threads that did next to nothing (the main thread, waiting) are left out.
+    names.retain(|name| {
+        phases.iter().any(|phase| {
+            let seconds: f64 = phase
+                .threads
+                .iter()
+                .filter(|thread| thread.thread == *name)
+                .map(|thread| thread.seconds)
+                .sum();
+            phase.events > 0 && seconds * 1e6 / phase.events as f64 >= 0.5
+        })
+    });
+    if names.is_empty() {
+        return String::new();
+    }
+    let per_event = |phase: &PhaseCpu, seconds: f64| {
+        if phase.events == 0 {
+            "—".to_owned()
+        } else {
+            format!("{:.0}", seconds * 1e6 / phase.events as f64)
+        }
+    };
+    let mut out = format!("\n| CPU per event, µs: {title} |");
+    for phase in phases {
+        let _ = write!(out, " {} |", phase.phase);
+    }
+    out.push_str("\n| --- |");
+    out.push_str(&" --- |".repeat(phases.len()));
+    out.push('\n');
+    for name in &names {
+        let _ = write!(out, "| `{name}` |");
+        for phase in phases {
+            // Starting from 0.0: an empty sum of floats is -0.0.
+            let seconds = phase
+                .threads
+                .iter()
+                .filter(|thread| thread.thread == *name)
+                .fold(0.0, |sum, thread| sum + thread.seconds);
+            let _ = write!(out, " {} |", per_event(phase, seconds));
+        }
+        out.push('\n');
+    }
+    out.push_str("| all |");
+    for phase in phases {
+        let total = phase
+            .threads
+            .iter()
+            .fold(0.0, |sum, thread| sum + thread.seconds);
+        let _ = write!(out, " {} |", per_event(phase, total));
+    }
+    out.push_str("\n| full-text index caught up after the phase |");
+    for phase in phases {
+        let wait = phase
+            .index_catch_up_ms
+            .map_or("—".to_owned(), |wait| format!("{} ms", ms(wait)));
+        let _ = write!(out, " {wait} |");
+    }
+    out.push_str(
+        "\n\nOver each phase until the full-text index held its events: `tfr-sqlite-writ` is the \
+         writer, `tfr-sqlite-fts` the full-text indexer, `tfr-sqlite-chec` the checkpoints, \
+         `tokio-rt-worker` the HTTP server (requests, JSON, validation, digests).\n",
+    );
+    out
 }
 
 impl Machine {

@@ -1,6 +1,7 @@
 //! The real `tfr serve`, run as a child process on 127.0.0.1 with a port the system picks; and
-//! its memory, read from `/proc/<pid>/status`.
+//! its memory and CPU time, read from `/proc/<pid>`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -40,7 +41,9 @@ pub struct Server {
 pub fn find_tfr_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
         if path.is_file() {
-            return Ok(path.to_owned());
+            // The server runs in the work directory: a relative path would not lead there.
+            return std::fs::canonicalize(path)
+                .with_context(|| format!("--tfr-bin {}", path.display()));
         }
         bail!("--tfr-bin {}: no such file", path.display());
     }
@@ -280,4 +283,52 @@ impl Drop for RssSampler {
             let _ = thread.join();
         }
     }
+}
+
+/// CPU time each thread of a process has used so far, summed over the threads that share a
+/// name, from `/proc/<pid>/task/*/schedstat` (nanoseconds on a CPU). Empty where Linux does
+/// not say; a thread that ended between two readings is missing from the second.
+pub fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(schedstat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let Some(nanos) = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|field| field.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        *threads
+            .entry(name.trim().to_owned())
+            .or_insert(Duration::ZERO) += Duration::from_nanos(nanos);
+    }
+    threads
+}
+
+/// The CPU time threads used between two readings of [`cpu_by_thread`], those of `keep`
+/// only, in seconds; threads that used none are left out.
+pub fn cpu_used(
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .filter(|(name, _)| keep(name))
+        .map(|(name, time)| {
+            let earlier = before.get(name).copied().unwrap_or(Duration::ZERO);
+            (name.clone(), time.saturating_sub(earlier).as_secs_f64())
+        })
+        .filter(|(_, seconds)| *seconds > 0.0)
+        .collect()
 }

@@ -7,14 +7,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use jiff::Timestamp;
 use tfr_core::EventId;
 use tfr_store::Cursor;
 
 use crate::history::{ABSENT_WORD, COMMON_WORD, GeneratedEvent, History, RARE_WORD};
 use crate::measure::{Latencies, Measurement};
-use crate::server::RssSampler;
+use crate::report::{PhaseCpu, ThreadCpu};
+use crate::server::{RssSampler, cpu_by_thread, cpu_used};
 
 /// Events generated at a time: a chunk is made, prepared, then sent.
 const CHUNK_EVENTS: u64 = 20_000;
@@ -26,6 +27,9 @@ pub const PAGE_SIZE: usize = 50;
 const DEEP_POSITION: u64 = 500_000;
 /// Untimed repetitions of each query before the timed ones.
 const WARMUP: usize = 2;
+/// The longest the benchmark waits after an insert phase for the full-text index to hold
+/// every event.
+const INDEX_WAIT: Duration = Duration::from_secs(300);
 
 /// One timed query.
 #[derive(Clone, Debug)]
@@ -62,6 +66,60 @@ pub trait Target: Send + Sync + 'static {
     fn send_post(&self, post: &Self::Post) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Runs a query; returns how many events (or buckets) the answer held.
     fn query(&self, plan: &QueryPlan) -> impl Future<Output = anyhow::Result<u64>> + Send;
+    /// Events stored but not yet in the full-text index; `None` for a store that indexes in
+    /// the insert's transaction.
+    fn index_lag(&self) -> impl Future<Output = anyhow::Result<Option<u64>>> + Send;
+}
+
+/// Whose CPU time a run reads after each insert phase, and which of its threads count.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuProbe {
+    pub pid: u32,
+    /// Only the store's threads (`tfr-sqlite-*`): the direct side runs in the benchmark's own
+    /// process, beside its clients and generators.
+    pub store_threads_only: bool,
+}
+
+impl CpuProbe {
+    /// What the threads used since `before`, for a phase that stored `events`.
+    fn phase(
+        &self,
+        phase: &str,
+        events: u64,
+        before: &std::collections::BTreeMap<String, Duration>,
+        index_catch_up: Option<Duration>,
+    ) -> PhaseCpu {
+        let after = cpu_by_thread(self.pid);
+        let threads = cpu_used(before, &after, |name| {
+            !self.store_threads_only || name.starts_with("tfr-sqlite")
+        })
+        .into_iter()
+        .map(|(thread, seconds)| ThreadCpu { thread, seconds })
+        .collect();
+        PhaseCpu {
+            phase: phase.to_owned(),
+            events,
+            index_catch_up_ms: index_catch_up.map(|wait| wait.as_secs_f64() * 1000.0),
+            threads,
+        }
+    }
+}
+
+/// Waits until the full-text index holds every stored event, so that the CPU time read after
+/// a phase includes indexing its events; returns how long that took after the phase's last
+/// answer (`None` for a store without a separate index).
+async fn index_caught_up<T: Target>(target: &T) -> anyhow::Result<Option<Duration>> {
+    let started = Instant::now();
+    loop {
+        match target.index_lag().await? {
+            None => return Ok(None),
+            Some(0) => return Ok(Some(started.elapsed())),
+            Some(lag) if started.elapsed() > INDEX_WAIT => {
+                bail!("the full-text index was still {lag} events behind after {INDEX_WAIT:?}")
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
 
 /// How much to do.
@@ -100,6 +158,8 @@ pub struct Results {
     pub queries: Vec<(QueryPlan, Measurement)>,
     /// The largest resident set of each phase (HTTP side only), in bytes.
     pub rss_by_phase: Vec<(String, u64)>,
+    /// CPU time by thread over each insert phase, until the full-text index caught up.
+    pub cpu_by_phase: Vec<PhaseCpu>,
     pub generated: Generated,
 }
 
@@ -198,6 +258,7 @@ pub async fn run<T: Target>(
     workload: &Workload,
     plans: &[QueryPlan],
     rss: Option<&RssSampler>,
+    cpu: CpuProbe,
     side: &str,
 ) -> anyhow::Result<Results> {
     let mut results = Results::default();
@@ -209,7 +270,12 @@ pub async fn run<T: Target>(
         }
     };
 
+    let cpu_before = cpu_by_thread(cpu.pid);
     let (bulk, generated) = bulk_ingest(&target, history, workload, side).await?;
+    let caught_up = index_caught_up(&*target).await?;
+    results
+        .cpu_by_phase
+        .push(cpu.phase("bulk ingest", history.len(), &cpu_before, caught_up));
     results.bulk = bulk;
     results.generated = generated;
     phase_done(&mut results, "bulk ingest");
@@ -217,6 +283,7 @@ pub async fn run<T: Target>(
     let posts = prepare_posts(&*target, history, 0..workload.posts)?;
     eprintln!("[{side}] {} single posts, 1 client", posts.len());
     let mut latencies = Latencies::default();
+    let cpu_before = cpu_by_thread(cpu.pid);
     let started = Instant::now();
     for post in &posts {
         let sent = Instant::now();
@@ -225,6 +292,13 @@ pub async fn run<T: Target>(
     }
     results.posts =
         Measurement::throughput(posts.len() as u64, started.elapsed(), Some(&latencies));
+    let caught_up = index_caught_up(&*target).await?;
+    results.cpu_by_phase.push(cpu.phase(
+        "single posts, 1 client",
+        posts.len() as u64,
+        &cpu_before,
+        caught_up,
+    ));
     phase_done(&mut results, "single posts, 1 client");
 
     let first = workload.posts;
@@ -234,7 +308,16 @@ pub async fn run<T: Target>(
         posts.len(),
         workload.clients
     );
+    let count = posts.len() as u64;
+    let cpu_before = cpu_by_thread(cpu.pid);
     results.concurrent_posts = concurrent_posts(&target, posts, workload.clients).await?;
+    let caught_up = index_caught_up(&*target).await?;
+    results.cpu_by_phase.push(cpu.phase(
+        &format!("single posts, {} clients", workload.clients),
+        count,
+        &cpu_before,
+        caught_up,
+    ));
     phase_done(&mut results, "single posts, concurrent clients");
 
     for plan in plans {

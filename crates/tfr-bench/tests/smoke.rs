@@ -92,10 +92,37 @@ fn the_benchmark_runs_end_to_end() {
     assert_eq!(server.start_to_ready_ms.len(), 1);
     assert!(server.database_bytes.unwrap() > 0);
     assert_eq!(report.generated.events, EVENTS);
+    // CPU by thread: on both sides the writer and the full-text indexer worked in every insert
+    // phase, the index caught up after each, and the server's HTTP workers show on its side.
+    let direct = report.direct.as_ref().unwrap();
+    for (side, phases) in [
+        ("http", &server.cpu_by_phase),
+        ("direct", &direct.cpu_by_phase),
+    ] {
+        assert_eq!(phases.len(), 3, "{side}");
+        assert_eq!(phases[0].events, EVENTS, "{side}");
+        for phase in phases.iter() {
+            let used = |name: &str| {
+                phase
+                    .threads
+                    .iter()
+                    .find(|thread| thread.thread == name)
+                    .map_or(0.0, |thread| thread.seconds)
+            };
+            assert!(used("tfr-sqlite-writ") > 0.0, "{side} {}", phase.phase);
+            assert!(used("tfr-sqlite-fts") > 0.0, "{side} {}", phase.phase);
+            assert!(phase.index_catch_up_ms.is_some(), "{side} {}", phase.phase);
+            let http_workers = used("tokio-rt-worker") > 0.0;
+            assert_eq!(http_workers, side == "http", "{side} {}", phase.phase);
+        }
+    }
 
     let table = report.markdown();
     assert!(table.contains("| measure | HTTP | direct (store) | HTTP/direct | target |"));
     assert!(table.matches("\n| ").count() > report.lines.len());
+    assert!(table.contains("| CPU per event, µs: server thread (HTTP) | bulk ingest |"));
+    assert!(table.contains("| CPU per event, µs: store thread (direct) | bulk ingest |"));
+    assert!(table.contains("| `tfr-sqlite-writ` |"));
     report.write_json(&json).unwrap();
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
