@@ -388,8 +388,9 @@ impl IndexQueue {
     }
 }
 
-/// Counts events stored in this group in the rollups with one statement per level, at the
-/// level of the group's transaction: once per group rather than in each request's savepoint.
+/// Counts events stored in this group in the rollups (in memory, then one upsert per key:
+/// `rows::index_new_events`), at the level of the group's transaction: once per group rather
+/// than in each request's savepoint.
 /// Called before anything that may patch or delete them, and before the commit. (The
 /// full-text index takes them after the commit: `fts.rs`.)
 fn index_stored(transaction: &Transaction<'_>, events: &[StoredEvent]) -> rusqlite::Result<()> {
