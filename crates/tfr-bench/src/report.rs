@@ -110,6 +110,26 @@ pub struct PhaseCpu {
     pub threads: Vec<ThreadCpu>,
 }
 
+impl PhaseCpu {
+    /// CPU seconds of the threads named `name` (0 when none worked).
+    pub fn seconds_of(&self, name: &str) -> f64 {
+        self.sum(|thread| thread.thread == name)
+    }
+
+    /// CPU seconds of all the threads.
+    pub fn seconds_of_all(&self) -> f64 {
+        self.sum(|_| true)
+    }
+
+    fn sum(&self, keep: impl Fn(&ThreadCpu) -> bool) -> f64 {
+        // Starting from 0.0: an empty sum of floats is -0.0.
+        self.threads
+            .iter()
+            .filter(|thread| keep(thread))
+            .fold(0.0, |sum, thread| sum + thread.seconds)
+    }
+}
+
 /// CPU seconds of the threads of one name (as Linux shows it, cut at 15 bytes).
 #[derive(Clone, Debug, Serialize)]
 pub struct ThreadCpu {
@@ -365,13 +385,7 @@ fn cpu_table(title: &str, phases: &[PhaseCpu]) -> String {
     // Threads that did next to nothing (the main thread, waiting) are left out.
     names.retain(|name| {
         phases.iter().any(|phase| {
-            let seconds: f64 = phase
-                .threads
-                .iter()
-                .filter(|thread| thread.thread == *name)
-                .map(|thread| thread.seconds)
-                .sum();
-            phase.events > 0 && seconds * 1e6 / phase.events as f64 >= 0.5
+            phase.events > 0 && phase.seconds_of(name) * 1e6 / phase.events as f64 >= 0.5
         })
     });
     if names.is_empty() {
@@ -394,23 +408,13 @@ fn cpu_table(title: &str, phases: &[PhaseCpu]) -> String {
     for name in &names {
         let _ = write!(out, "| `{name}` |");
         for phase in phases {
-            // Starting from 0.0: an empty sum of floats is -0.0.
-            let seconds = phase
-                .threads
-                .iter()
-                .filter(|thread| thread.thread == *name)
-                .fold(0.0, |sum, thread| sum + thread.seconds);
-            let _ = write!(out, " {} |", per_event(phase, seconds));
+            let _ = write!(out, " {} |", per_event(phase, phase.seconds_of(name)));
         }
         out.push('\n');
     }
     out.push_str("| all |");
     for phase in phases {
-        let total = phase
-            .threads
-            .iter()
-            .fold(0.0, |sum, thread| sum + thread.seconds);
-        let _ = write!(out, " {} |", per_event(phase, total));
+        let _ = write!(out, " {} |", per_event(phase, phase.seconds_of_all()));
     }
     out.push_str("\n| full-text index caught up after the phase |");
     for phase in phases {

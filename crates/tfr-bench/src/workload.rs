@@ -81,14 +81,21 @@ pub struct CpuProbe {
 }
 
 impl CpuProbe {
-    /// What the threads used since `before`, for a phase that stored `events`.
-    fn phase(
+    /// The threads' CPU time so far: read before a phase, handed to [`CpuProbe::phase`].
+    fn start(&self) -> std::collections::BTreeMap<String, Duration> {
+        cpu_by_thread(self.pid)
+    }
+
+    /// Once the full-text index holds every event, what the threads used since `before`,
+    /// for a phase that stored `events`.
+    async fn phase<T: Target>(
         &self,
+        target: &T,
         phase: &str,
         events: u64,
         before: &std::collections::BTreeMap<String, Duration>,
-        index_catch_up: Option<Duration>,
-    ) -> PhaseCpu {
+    ) -> anyhow::Result<PhaseCpu> {
+        let index_catch_up = index_caught_up(target).await?;
         let after = cpu_by_thread(self.pid);
         let threads = cpu_used(before, &after, |name| {
             !self.store_threads_only || name.starts_with("tfr-sqlite")
@@ -96,12 +103,12 @@ impl CpuProbe {
         .into_iter()
         .map(|(thread, seconds)| ThreadCpu { thread, seconds })
         .collect();
-        PhaseCpu {
+        Ok(PhaseCpu {
             phase: phase.to_owned(),
             events,
             index_catch_up_ms: index_catch_up.map(|wait| wait.as_secs_f64() * 1000.0),
             threads,
-        }
+        })
     }
 }
 
@@ -270,12 +277,12 @@ pub async fn run<T: Target>(
         }
     };
 
-    let cpu_before = cpu_by_thread(cpu.pid);
+    let cpu_before = cpu.start();
     let (bulk, generated) = bulk_ingest(&target, history, workload, side).await?;
-    let caught_up = index_caught_up(&*target).await?;
-    results
-        .cpu_by_phase
-        .push(cpu.phase("bulk ingest", history.len(), &cpu_before, caught_up));
+    results.cpu_by_phase.push(
+        cpu.phase(&*target, "bulk ingest", history.len(), &cpu_before)
+            .await?,
+    );
     results.bulk = bulk;
     results.generated = generated;
     phase_done(&mut results, "bulk ingest");
@@ -283,7 +290,7 @@ pub async fn run<T: Target>(
     let posts = prepare_posts(&*target, history, 0..workload.posts)?;
     eprintln!("[{side}] {} single posts, 1 client", posts.len());
     let mut latencies = Latencies::default();
-    let cpu_before = cpu_by_thread(cpu.pid);
+    let cpu_before = cpu.start();
     let started = Instant::now();
     for post in &posts {
         let sent = Instant::now();
@@ -292,13 +299,15 @@ pub async fn run<T: Target>(
     }
     results.posts =
         Measurement::throughput(posts.len() as u64, started.elapsed(), Some(&latencies));
-    let caught_up = index_caught_up(&*target).await?;
-    results.cpu_by_phase.push(cpu.phase(
-        "single posts, 1 client",
-        posts.len() as u64,
-        &cpu_before,
-        caught_up,
-    ));
+    results.cpu_by_phase.push(
+        cpu.phase(
+            &*target,
+            "single posts, 1 client",
+            posts.len() as u64,
+            &cpu_before,
+        )
+        .await?,
+    );
     phase_done(&mut results, "single posts, 1 client");
 
     let first = workload.posts;
@@ -309,15 +318,17 @@ pub async fn run<T: Target>(
         workload.clients
     );
     let count = posts.len() as u64;
-    let cpu_before = cpu_by_thread(cpu.pid);
+    let cpu_before = cpu.start();
     results.concurrent_posts = concurrent_posts(&target, posts, workload.clients).await?;
-    let caught_up = index_caught_up(&*target).await?;
-    results.cpu_by_phase.push(cpu.phase(
-        &format!("single posts, {} clients", workload.clients),
-        count,
-        &cpu_before,
-        caught_up,
-    ));
+    results.cpu_by_phase.push(
+        cpu.phase(
+            &*target,
+            &format!("single posts, {} clients", workload.clients),
+            count,
+            &cpu_before,
+        )
+        .await?,
+    );
     phase_done(&mut results, "single posts, concurrent clients");
 
     for plan in plans {

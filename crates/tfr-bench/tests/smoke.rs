@@ -102,13 +102,7 @@ fn the_benchmark_runs_end_to_end() {
         assert_eq!(phases.len(), 3, "{side}");
         assert_eq!(phases[0].events, EVENTS, "{side}");
         for phase in phases.iter() {
-            let used = |name: &str| {
-                phase
-                    .threads
-                    .iter()
-                    .find(|thread| thread.thread == name)
-                    .map_or(0.0, |thread| thread.seconds)
-            };
+            let used = |name: &str| phase.seconds_of(name);
             assert!(used("tfr-sqlite-writ") > 0.0, "{side} {}", phase.phase);
             assert!(used("tfr-sqlite-fts") > 0.0, "{side} {}", phase.phase);
             assert!(phase.index_catch_up_ms.is_some(), "{side} {}", phase.phase);

@@ -327,8 +327,6 @@ mod tests {
         }
     }
 
-    /// Stored digests are compared with new submissions' for as long as the events are kept:
-    /// the digest of a given content must never change between versions.
     /// The digest's JSON is `NewEvent`'s own, key left out: a field added to `NewEvent` must
     /// be added to `Canonical` too (and changes every digest: stored events would no longer
     /// match their retries).
@@ -343,6 +341,8 @@ mod tests {
         );
     }
 
+    /// Stored digests are compared with new submissions' for as long as the events are kept:
+    /// the digest of a given content must never change between versions.
     #[test]
     fn the_content_digest_is_stable() {
         assert_eq!(
